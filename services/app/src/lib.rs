@@ -1,0 +1,208 @@
+//! IoT-CANE's use cases, shared by every gateway and the command line: importing and
+//! checking knowledge, reading and changing resources, exporting.
+//!
+//! The app layer owns the rules between the gateways and the store: inputs arrive as
+//! model values already read by `iotcane_model::formats`, are validated there, and reach
+//! the journal in batches.
+
+use iotcane_model::formats::{Item, Origin};
+use iotcane_model::{Resource, ResourceId, Tenant, Violations};
+use iotcane_store::{Change, ChangeSource, KnowledgeStore, StoreError, Stored, Written};
+
+pub use iotcane_store as store;
+
+/// Errors of the use cases.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    #[error("invalid input: {0}")]
+    Invalid(#[from] Violations),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who is making a change, and through which interface.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub source: ChangeSource,
+}
+
+/// Why one imported item did not make it in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// Which file (or input) it came from.
+    pub input: String,
+    /// Where in that input.
+    pub origin: String,
+    pub id: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+    pub created: usize,
+    pub updated: usize,
+}
+
+/// A batch that reached the journal: its items are acknowledged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Committed {
+    pub ids: Vec<String>,
+    pub last_seq: i64,
+}
+
+/// The application: a cheap `Clone` handle.
+#[derive(Debug, Clone)]
+pub struct App {
+    store: KnowledgeStore,
+}
+
+impl App {
+    pub fn new(store: KnowledgeStore) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &KnowledgeStore {
+        &self.store
+    }
+
+    /// Imports read items into a tenant, `batch_size` per journal transaction. Invalid
+    /// items are reported and skipped; each committed batch is announced to `on_commit`
+    /// before the next one starts.
+    pub async fn import(
+        &self,
+        tenant: &Tenant,
+        input: &str,
+        items: Vec<Item>,
+        actor: &Actor,
+        batch_size: usize,
+        mut on_commit: impl FnMut(&Committed),
+    ) -> Result<ImportReport, AppError> {
+        let mut report = ImportReport::default();
+        let mut batch: Vec<(Origin, Resource)> = Vec::with_capacity(batch_size);
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            batch.clear();
+            for item in items.by_ref() {
+                match item.result {
+                    Ok(resource) => {
+                        batch.push((item.origin, resource));
+                        if batch.len() == batch_size {
+                            break;
+                        }
+                    }
+                    Err(violations) => report.rejected.push(Rejection {
+                        input: input.to_owned(),
+                        origin: item.origin.to_string(),
+                        id: None,
+                        reasons: violations.0.iter().map(ToString::to_string).collect(),
+                    }),
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let changes = batch
+                .iter()
+                .map(|(_, r)| Change::put(tenant.clone(), r.clone()))
+                .collect();
+            let results = self.store.write(changes, &actor.name, actor.source).await?;
+            let mut committed = Committed {
+                ids: Vec::with_capacity(batch.len()),
+                last_seq: 0,
+            };
+            for ((origin, resource), result) in batch.iter().zip(results) {
+                match result {
+                    Ok(written) => {
+                        report.accepted += 1;
+                        match written.op {
+                            iotcane_store::Op::Create => report.created += 1,
+                            _ => report.updated += 1,
+                        }
+                        committed.last_seq = written.seq;
+                        committed.ids.push(written.id.to_string());
+                    }
+                    Err(e) => report.rejected.push(Rejection {
+                        input: input.to_owned(),
+                        origin: origin.to_string(),
+                        id: Some(resource.id.to_string()),
+                        reasons: vec![e.to_string()],
+                    }),
+                }
+            }
+            on_commit(&committed);
+        }
+        Ok(report)
+    }
+
+    /// Creates or replaces one resource, optionally only at an expected version.
+    pub async fn put(
+        &self,
+        tenant: &Tenant,
+        resource: Resource,
+        expected_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Written, AppError> {
+        Ok(self
+            .store
+            .write_one(
+                Change::Put {
+                    tenant: tenant.clone(),
+                    resource,
+                    expected_version,
+                    create_only: false,
+                },
+                &actor.name,
+                actor.source,
+            )
+            .await?)
+    }
+
+    /// Deletes a resource, optionally only at an expected version.
+    pub async fn delete(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+        expected_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Written, AppError> {
+        Ok(self
+            .store
+            .write_one(
+                Change::Delete {
+                    tenant: tenant.clone(),
+                    id: id.clone(),
+                    expected_version,
+                },
+                &actor.name,
+                actor.source,
+            )
+            .await?)
+    }
+
+    pub fn get(&self, tenant: &Tenant, id: &ResourceId) -> Result<Option<Stored>, AppError> {
+        Ok(self.store.get(tenant, id)?)
+    }
+}
+
+/// Validates items without storing anything: the report an import would give, minus the
+/// store's own refusals.
+pub fn check(input: &str, items: &[Item]) -> ImportReport {
+    let mut report = ImportReport::default();
+    for item in items {
+        match &item.result {
+            Ok(_) => report.accepted += 1,
+            Err(violations) => report.rejected.push(Rejection {
+                input: input.to_owned(),
+                origin: item.origin.to_string(),
+                id: None,
+                reasons: violations.0.iter().map(ToString::to_string).collect(),
+            }),
+        }
+    }
+    report
+}

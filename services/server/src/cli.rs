@@ -1,0 +1,107 @@
+//! The command line. Every setting flag has an `IOTCANE_*` environment equivalent read
+//! through the layered settings (see `settings`), not through clap, so one precedence
+//! rule applies to all of them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iotcane",
+    version,
+    about = "IoT-CANE: configuration knowledge for IoT application systems"
+)]
+pub struct Cli {
+    /// Settings file (default: ./iotcane.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: the SQLite journal (by default) and graph snapshots. [IOTCANE_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Journal database: postgres://… or a SQLite file (default: DATA_DIR/iotcane.db). [IOTCANE_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log format. [IOTCANE_LOG_FORMAT]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or iotcane_store=debug. [IOTCANE_LOG_LEVEL]
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Import knowledge files (native JSON, NDJSON, JSON-LD, Turtle, N-Triples, N-Quads, Thing Descriptions).
+    Import(ImportArgs),
+    /// Export the knowledge graph.
+    Export(ExportArgs),
+    /// Validate knowledge files without storing anything.
+    Check(CheckArgs),
+    /// Print the effective configuration, secrets hidden.
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files to import; the format follows the extension (.json .ndjson .jsonld .ttl .nt .nq).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Tenant the knowledge belongs to.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Resources per journal transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Who is importing, recorded in the journal.
+    #[arg(long, default_value = "cli")]
+    pub actor: String,
+    /// Print one JSON line per committed batch and a JSON summary, instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "nquads")]
+    pub format: ExportFormat,
+    /// Only this tenant's knowledge (default: every tenant; needs a dataset format to keep them apart).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Nquads,
+    Trig,
+    Turtle,
+    Ntriples,
+    Jsonld,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,43 @@
+use iotcane_model::{ResourceId, Tenant};
+
+/// What can go wrong in the knowledge store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("resource {id} not found in tenant {tenant}")]
+    NotFound { tenant: Tenant, id: ResourceId },
+    #[error("resource {id} already exists in tenant {tenant} (version {version})")]
+    AlreadyExists {
+        tenant: Tenant,
+        id: ResourceId,
+        version: i64,
+    },
+    #[error("resource {id} is at version {actual}, not the expected version {expected}")]
+    VersionMismatch {
+        id: ResourceId,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("journal database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("journal migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("graph storage error: {0}")]
+    Graph(#[from] oxigraph::store::StorageError),
+    #[error("SPARQL syntax error: {0}")]
+    QuerySyntax(String),
+    #[error("SPARQL evaluation failed: {0}")]
+    QueryEvaluation(String),
+    #[error("the query ran longer than the {0} ms limit")]
+    QueryTimeout(u64),
+    #[error("the query returned more than the {0} results allowed; add a LIMIT")]
+    ResultLimit(usize),
+    #[error("SERVICE calls to other endpoints are refused")]
+    ServiceRefused,
+    #[error("snapshot error: {0}")]
+    Snapshot(String),
+    #[error("journal is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}

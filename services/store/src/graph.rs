@@ -1,0 +1,369 @@
+//! The knowledge graph: an in-memory oxigraph store, one named graph per resource.
+//!
+//! It is a view of the journal. Only [`Graph::apply`] changes it, always in journal order,
+//! from the one writer that holds the store's write lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use iotcane_model::rdf::to_quads;
+use iotcane_model::vocab::{ic, prov};
+use iotcane_model::{Kind, Resource, ResourceId, Tenant};
+use oxigraph::model::vocab::xsd;
+use oxigraph::model::{GraphNameRef, Literal, NamedNode, NamedNodeRef, Quad, Term};
+use oxigraph::store::Store;
+
+use crate::error::StoreError;
+use crate::journal::JournalEntry;
+use crate::{ChangeSource, Op};
+
+/// Version metadata of one stored resource, kept in its graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub version: i64,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+    pub actor: String,
+    pub source: ChangeSource,
+}
+
+/// Which resources each tenant has, by kind: the tenant's graphs for query scoping.
+type TenantIndex = HashMap<Tenant, BTreeMap<ResourceId, Kind>>;
+
+#[derive(Clone)]
+pub struct Graph {
+    store: Store,
+    index: Arc<RwLock<TenantIndex>>,
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph").finish_non_exhaustive()
+    }
+}
+
+const DCTERMS_CREATED: NamedNodeRef<'static> =
+    NamedNodeRef::new_unchecked("http://purl.org/dc/terms/created");
+
+impl Graph {
+    pub fn new() -> Result<Self, StoreError> {
+        Ok(Self {
+            store: Store::new()?,
+            index: Arc::default(),
+        })
+    }
+
+    /// The underlying store, for queries.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Applies journal rows, in order, as one oxigraph transaction.
+    pub fn apply(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut prepared = Vec::with_capacity(entries.len());
+        for entry in entries {
+            prepared.push(Prepared::from_entry(entry)?);
+        }
+        let mut tx = self.store.start_transaction()?;
+        for p in &prepared {
+            let graph = p.tenant.graph_of(&p.id);
+            let existed = tx.contains_named_graph(&graph)?;
+            let created_ms = if existed && p.entry_op != Op::Create {
+                created_of(&tx, &graph)?.unwrap_or(p.at_ms)
+            } else {
+                p.at_ms
+            };
+            if existed {
+                tx.remove_named_graph(&graph)?;
+            }
+            if let Some(quads) = &p.quads {
+                tx.extend(quads.iter());
+                tx.extend(p.meta_quads(&graph, created_ms).iter());
+            }
+        }
+        tx.commit()?;
+        let mut index = self.index.write().map_err(|_| poisoned())?;
+        for p in prepared {
+            let resources = index.entry(p.tenant).or_default();
+            match p.kind {
+                Some(kind) => {
+                    resources.insert(p.id, kind);
+                }
+                None => {
+                    resources.remove(&p.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a snapshot (N-Quads) into the empty store and rebuilds the tenant index.
+    pub fn load_snapshot(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let file = std::fs::File::open(path).map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        let mut loader = self.store.bulk_loader();
+        loader
+            .load_from_reader(
+                oxigraph::io::RdfFormat::NQuads,
+                std::io::BufReader::with_capacity(1 << 20, file),
+            )
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        loader
+            .commit()
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        self.rebuild_index()
+    }
+
+    fn rebuild_index(&self) -> Result<(), StoreError> {
+        let mut index = TenantIndex::new();
+        for quad in
+            self.store
+                .quads_for_pattern(None, Some(oxigraph::model::vocab::rdf::TYPE), None, None)
+        {
+            let quad = quad?;
+            let (Term::NamedNode(class), oxigraph::model::GraphName::NamedNode(graph)) =
+                (&quad.object, &quad.graph_name)
+            else {
+                continue;
+            };
+            let Some(kind) = iotcane_model::rdf::kind_of_class(class.as_ref()) else {
+                continue;
+            };
+            if let Some((tenant, id)) = Tenant::parse_graph(graph.as_str()) {
+                index.entry(tenant).or_default().insert(id, kind);
+            }
+        }
+        *self.index.write().map_err(|_| poisoned())? = index;
+        Ok(())
+    }
+
+    /// The ids and kinds of a tenant's resources, in id order, after `after`.
+    pub fn list(
+        &self,
+        tenant: &Tenant,
+        kind: Option<Kind>,
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<(ResourceId, Kind)>, StoreError> {
+        let index = self.index.read().map_err(|_| poisoned())?;
+        let Some(resources) = index.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let range = match after {
+            Some(after) => resources.range::<ResourceId, _>((
+                std::ops::Bound::Excluded(after),
+                std::ops::Bound::Unbounded,
+            )),
+            None => resources.range::<ResourceId, _>(..),
+        };
+        Ok(range
+            .filter(|(_, k)| kind.is_none_or(|want| **k == want))
+            .take(limit)
+            .map(|(id, k)| (id.clone(), *k))
+            .collect())
+    }
+
+    /// How many resources a tenant has (of one kind, or all).
+    pub fn count(&self, tenant: &Tenant, kind: Option<Kind>) -> Result<usize, StoreError> {
+        let index = self.index.read().map_err(|_| poisoned())?;
+        Ok(index.get(tenant).map_or(0, |resources| {
+            resources
+                .values()
+                .filter(|k| kind.is_none_or(|want| **k == want))
+                .count()
+        }))
+    }
+
+    /// The named graphs of one tenant, for scoping queries.
+    pub fn tenant_graphs(&self, tenant: &Tenant) -> Result<Vec<NamedNode>, StoreError> {
+        let index = self.index.read().map_err(|_| poisoned())?;
+        Ok(index.get(tenant).map_or_else(Vec::new, |resources| {
+            resources.keys().map(|id| tenant.graph_of(id)).collect()
+        }))
+    }
+
+    /// Every tenant that has data.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let index = self.index.read().map_err(|_| poisoned())?;
+        let mut tenants: Vec<Tenant> = index
+            .iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        tenants.sort();
+        Ok(tenants)
+    }
+
+    /// The quads of one resource's graph (description and metadata).
+    pub fn quads_of(&self, tenant: &Tenant, id: &ResourceId) -> Result<Vec<Quad>, StoreError> {
+        let graph = tenant.graph_of(id);
+        Ok(self
+            .store
+            .quads_for_pattern(
+                None,
+                None,
+                None,
+                Some(GraphNameRef::NamedNode(graph.as_ref())),
+            )
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The number of quads in the store.
+    pub fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.store.len()?)
+    }
+}
+
+/// Reads the version metadata out of a resource graph's quads.
+pub fn meta_of(graph: &NamedNode, quads: &[Quad]) -> Option<Meta> {
+    let mut version = None;
+    let mut created_ms = None;
+    let mut modified_ms = None;
+    let mut actor = None;
+    let mut source = None;
+    for q in quads {
+        if q.subject.as_ref() != graph.as_ref().into() {
+            continue;
+        }
+        let Term::Literal(l) = &q.object else {
+            continue;
+        };
+        let p = q.predicate.as_ref();
+        if p == ic::VERSION {
+            version = l.value().parse().ok();
+        } else if p == DCTERMS_CREATED {
+            created_ms = parse_time_ms(l.value());
+        } else if p == prov::GENERATED_AT_TIME {
+            modified_ms = parse_time_ms(l.value());
+        } else if p == prov::WAS_ATTRIBUTED_TO {
+            actor = Some(l.value().to_owned());
+        } else if p == ic::CHANGE_SOURCE {
+            source = ChangeSource::parse(l.value());
+        }
+    }
+    Some(Meta {
+        version: version?,
+        created_ms: created_ms?,
+        modified_ms: modified_ms?,
+        actor: actor?,
+        source: source?,
+    })
+}
+
+fn created_of(
+    tx: &oxigraph::store::Transaction<'_>,
+    graph: &NamedNode,
+) -> Result<Option<i64>, StoreError> {
+    for quad in tx.quads_for_pattern(
+        Some(graph.as_ref().into()),
+        Some(DCTERMS_CREATED),
+        None,
+        Some(GraphNameRef::NamedNode(graph.as_ref())),
+    ) {
+        if let Term::Literal(l) = quad?.object {
+            return Ok(parse_time_ms(l.value()));
+        }
+    }
+    Ok(None)
+}
+
+/// A journal row turned into quads, outside the store's write transaction.
+struct Prepared {
+    tenant: Tenant,
+    id: ResourceId,
+    /// `None` for a delete.
+    kind: Option<Kind>,
+    quads: Option<Vec<Quad>>,
+    entry_op: Op,
+    version: i64,
+    at_ms: i64,
+    actor: String,
+    source: ChangeSource,
+}
+
+impl Prepared {
+    fn from_entry(entry: &JournalEntry) -> Result<Self, StoreError> {
+        let tenant: Tenant = entry
+            .tenant
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("journal row {}: {e}", entry.seq)))?;
+        let id: ResourceId = entry
+            .resource_id
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("journal row {}: {e}", entry.seq)))?;
+        let (kind, quads) = match &entry.body {
+            Some(body) => {
+                let resource = decode_body(entry.seq, body)?;
+                let quads = to_quads(&tenant, &resource);
+                (Some(resource.kind()), Some(quads))
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            tenant,
+            id,
+            kind,
+            quads,
+            entry_op: entry.op,
+            version: entry.version,
+            at_ms: entry.at_ms,
+            actor: entry.actor.clone(),
+            source: entry.source,
+        })
+    }
+
+    fn meta_quads(&self, graph: &NamedNode, created_ms: i64) -> Vec<Quad> {
+        let g = graph.clone();
+        let meta = |p: NamedNodeRef<'_>, o: Literal| Quad::new(g.clone(), p, o, g.clone());
+        vec![
+            meta(
+                ic::VERSION,
+                Literal::new_typed_literal(self.version.to_string(), xsd::INTEGER),
+            ),
+            meta(
+                DCTERMS_CREATED,
+                Literal::new_typed_literal(format_time_ms(created_ms), xsd::DATE_TIME),
+            ),
+            meta(
+                prov::GENERATED_AT_TIME,
+                Literal::new_typed_literal(format_time_ms(self.at_ms), xsd::DATE_TIME),
+            ),
+            meta(
+                prov::WAS_ATTRIBUTED_TO,
+                Literal::new_simple_literal(&self.actor),
+            ),
+            meta(
+                ic::CHANGE_SOURCE,
+                Literal::new_simple_literal(self.source.as_str()),
+            ),
+        ]
+    }
+}
+
+/// Reads a journal body; it was validated when written.
+pub fn decode_body(seq: i64, body: &str) -> Result<Resource, StoreError> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| StoreError::Corrupt(format!("journal row {seq}: {e}")))?;
+    Resource::from_trusted_json(value)
+        .map_err(|e| StoreError::Corrupt(format!("journal row {seq}: {e}")))
+}
+
+/// Milliseconds since the epoch as an xsd:dateTime in UTC.
+pub fn format_time_ms(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Corrupt("tenant index lock poisoned".to_owned())
+}

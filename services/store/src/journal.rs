@@ -1,0 +1,404 @@
+//! The journal: the relational source of truth (SQLite file or PostgreSQL).
+//!
+//! All SQL lives here, one statement set per dialect. Writers serialize on the
+//! `journal_head` row, so journal positions commit in order on both databases and a tailer
+//! reading `seq > last` never skips a row.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::StoreError;
+use crate::{ChangeSource, Op};
+
+/// One journal row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    pub seq: i64,
+    pub tenant: String,
+    pub resource_id: String,
+    pub kind: String,
+    pub version: i64,
+    pub op: Op,
+    pub actor: String,
+    pub source: ChangeSource,
+    pub at_ms: i64,
+    /// The native JSON of the new description; `None` for a delete.
+    pub body: Option<String>,
+}
+
+/// A row about to be written; the journal assigns its position.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEntry {
+    pub tenant: String,
+    pub resource_id: String,
+    pub kind: String,
+    pub op: Op,
+    pub body: Option<String>,
+    /// Refuse unless the current version is this one (0: must not exist).
+    pub expected_version: Option<i64>,
+    /// Refuse if the resource exists (create-only).
+    pub create_only: bool,
+    /// Refuse unless the resource exists (update or delete of a known resource).
+    pub must_exist: bool,
+}
+
+/// Why one entry of a batch was refused; the rest of the batch goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    NotFound,
+    AlreadyExists { version: i64 },
+    VersionMismatch { expected: i64, actual: i64 },
+}
+
+struct Sql {
+    lock_head: &'static str,
+    set_head: &'static str,
+    current: &'static str,
+    insert: &'static str,
+    upsert_resource: &'static str,
+    tail: &'static str,
+    history: &'static str,
+    at_time: &'static str,
+    head: &'static str,
+    journal_id: &'static str,
+}
+
+const SQLITE: Sql = Sql {
+    lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
+    set_head: "UPDATE journal_head SET seq = ? WHERE id = 1",
+    current: "SELECT version, deleted, created_ms FROM resources WHERE tenant = ? AND resource_id = ?",
+    insert: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    upsert_resource: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
+                      VALUES (?, ?, ?, ?, ?, ?, ?) \
+                      ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
+                      version = excluded.version, deleted = excluded.deleted, \
+                      created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
+    tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+           FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+    history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+              FROM journal WHERE tenant = ? AND resource_id = ? ORDER BY seq",
+    at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+              FROM journal WHERE tenant = ? AND resource_id = ? AND at_ms <= ? ORDER BY seq DESC LIMIT 1",
+    head: "SELECT seq FROM journal_head WHERE id = 1",
+    journal_id: "SELECT journal_id FROM journal_meta WHERE id = 1",
+};
+
+const POSTGRES: Sql = Sql {
+    lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
+    set_head: "UPDATE journal_head SET seq = $1 WHERE id = 1",
+    current: "SELECT version, deleted, created_ms FROM resources WHERE tenant = $1 AND resource_id = $2",
+    insert: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    upsert_resource: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                      ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
+                      version = excluded.version, deleted = excluded.deleted, \
+                      created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
+    tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+           FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2",
+    history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+              FROM journal WHERE tenant = $1 AND resource_id = $2 ORDER BY seq",
+    at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+              FROM journal WHERE tenant = $1 AND resource_id = $2 AND at_ms <= $3 ORDER BY seq DESC LIMIT 1",
+    head: "SELECT seq FROM journal_head WHERE id = 1",
+    journal_id: "SELECT journal_id FROM journal_meta WHERE id = 1",
+};
+
+/// How SQLite makes a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteDurability {
+    /// `synchronous=FULL`: a commit survives a power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL` with WAL: a commit survives a process crash, not a power loss.
+    Normal,
+}
+
+/// A connection pool to the journal database.
+#[derive(Debug, Clone)]
+pub enum Journal {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against either pool, with that dialect's SQL set bound to `$sql`.
+macro_rules! on_pool {
+    ($journal:expr, $pool:ident, $sql:ident, $body:block) => {
+        match $journal {
+            Journal::Sqlite($pool) => {
+                let $sql = &SQLITE;
+                $body
+            }
+            Journal::Postgres($pool) => {
+                let $sql = &POSTGRES;
+                $body
+            }
+        }
+    };
+}
+
+impl Journal {
+    /// Connects and applies this dialect's migrations. A `postgres://` URL selects
+    /// PostgreSQL; anything else is a SQLite URL or file path.
+    pub async fn connect(
+        url: &str,
+        durability: SqliteDurability,
+        statement_timeout: Duration,
+    ) -> Result<Journal, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let timeout_ms = statement_timeout.as_millis().to_string();
+            let options = PgConnectOptions::from_str(url)?
+                .options([("statement_timeout", timeout_ms.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?;
+            Ok(Journal::Postgres(pool))
+        } else {
+            let options = if url.starts_with("sqlite:") {
+                SqliteConnectOptions::from_str(url)?
+            } else {
+                SqliteConnectOptions::new().filename(Path::new(url))
+            }
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                SqliteDurability::Full => SqliteSynchronous::Full,
+                SqliteDurability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(statement_timeout);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+            Ok(Journal::Sqlite(pool))
+        }
+    }
+
+    pub fn dialect(&self) -> &'static str {
+        match self {
+            Journal::Sqlite(_) => "sqlite",
+            Journal::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Appends the accepted entries of `batch` in one transaction. Returns, per entry,
+    /// its journal row or why it was refused. Nothing is written unless the commit succeeds.
+    pub(crate) async fn append(
+        &self,
+        batch: &[NewEntry],
+        actor: &str,
+        source: ChangeSource,
+        at_ms: i64,
+    ) -> Result<Vec<Result<JournalEntry, Refusal>>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let mut tx = pool.begin().await?;
+            let head: i64 = sqlx::query(sql.lock_head)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            let mut seq = head;
+            let mut out = Vec::with_capacity(batch.len());
+            // Versions decided earlier in this batch, for repeated ids.
+            let mut pending: std::collections::HashMap<(&str, &str), (i64, bool, i64)> =
+                std::collections::HashMap::new();
+            for entry in batch {
+                let key = (entry.tenant.as_str(), entry.resource_id.as_str());
+                let current = match pending.get(&key) {
+                    Some(state) => Some(*state),
+                    None => sqlx::query(sql.current)
+                        .bind(&entry.tenant)
+                        .bind(&entry.resource_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|row| -> Result<_, sqlx::Error> {
+                            Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+                        })
+                        .transpose()?,
+                };
+                let (version, live, created_ms) = match current {
+                    Some((version, deleted, created_ms)) => (version, !deleted, created_ms),
+                    None => (0, false, at_ms),
+                };
+                let live_version = if live { version } else { 0 };
+                if let Some(expected) = entry.expected_version {
+                    if expected != live_version {
+                        out.push(Err(Refusal::VersionMismatch {
+                            expected,
+                            actual: live_version,
+                        }));
+                        continue;
+                    }
+                }
+                if entry.create_only && live {
+                    out.push(Err(Refusal::AlreadyExists { version }));
+                    continue;
+                }
+                if entry.must_exist && !live {
+                    out.push(Err(Refusal::NotFound));
+                    continue;
+                }
+                let op = match entry.op {
+                    Op::Delete => Op::Delete,
+                    _ if live => Op::Update,
+                    _ => Op::Create,
+                };
+                let created_ms = if live { created_ms } else { at_ms };
+                seq += 1;
+                let new_version = version + 1;
+                sqlx::query(sql.insert)
+                    .bind(seq)
+                    .bind(&entry.tenant)
+                    .bind(&entry.resource_id)
+                    .bind(&entry.kind)
+                    .bind(new_version)
+                    .bind(op.as_str())
+                    .bind(actor)
+                    .bind(source.as_str())
+                    .bind(at_ms)
+                    .bind(entry.body.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql.upsert_resource)
+                    .bind(&entry.tenant)
+                    .bind(&entry.resource_id)
+                    .bind(&entry.kind)
+                    .bind(new_version)
+                    .bind(op == Op::Delete)
+                    .bind(created_ms)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                pending.insert(key, (new_version, op == Op::Delete, created_ms));
+                out.push(Ok(JournalEntry {
+                    seq,
+                    tenant: entry.tenant.clone(),
+                    resource_id: entry.resource_id.clone(),
+                    kind: entry.kind.clone(),
+                    version: new_version,
+                    op,
+                    actor: actor.to_owned(),
+                    source,
+                    at_ms,
+                    body: entry.body.clone(),
+                }));
+            }
+            if seq != head {
+                sqlx::query(sql.set_head)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// Rows after `after`, in order, at most `limit`.
+    pub async fn tail(&self, after: i64, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let rows = sqlx::query(sql.tail)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    /// Every version of one resource, oldest first.
+    pub async fn history(
+        &self,
+        tenant: &str,
+        resource_id: &str,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let rows = sqlx::query(sql.history)
+                .bind(tenant)
+                .bind(resource_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    /// The newest row of one resource written at or before `at_ms`.
+    pub async fn as_of(
+        &self,
+        tenant: &str,
+        resource_id: &str,
+        at_ms: i64,
+    ) -> Result<Option<JournalEntry>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let row = sqlx::query(sql.at_time)
+                .bind(tenant)
+                .bind(resource_id)
+                .bind(at_ms)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(entry_from_row).transpose()
+        })
+    }
+
+    /// The last committed journal position.
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        on_pool!(self, pool, sql, {
+            Ok(sqlx::query(sql.head).fetch_one(pool).await?.try_get(0)?)
+        })
+    }
+
+    /// The identity of this journal (set once, when the schema is created).
+    pub async fn journal_id(&self) -> Result<String, StoreError> {
+        on_pool!(self, pool, sql, {
+            Ok(sqlx::query(sql.journal_id)
+                .fetch_one(pool)
+                .await?
+                .try_get(0)?)
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Journal::Sqlite(pool) => pool.close().await,
+            Journal::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn entry_from_row<R: Row>(row: &R) -> Result<JournalEntry, StoreError>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let op: String = row.try_get(5)?;
+    let source: String = row.try_get(7)?;
+    Ok(JournalEntry {
+        seq: row.try_get(0)?,
+        tenant: row.try_get(1)?,
+        resource_id: row.try_get(2)?,
+        kind: row.try_get(3)?,
+        version: row.try_get(4)?,
+        op: Op::parse(&op).ok_or_else(|| StoreError::Corrupt(format!("unknown op {op:?}")))?,
+        actor: row.try_get(6)?,
+        source: ChangeSource::parse(&source)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown source {source:?}")))?,
+        at_ms: row.try_get(8)?,
+        body: row.try_get(9)?,
+    })
+}

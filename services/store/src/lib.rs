@@ -1,0 +1,688 @@
+//! The journal-first knowledge store.
+//!
+//! Every accepted change is appended to the journal (SQLite or PostgreSQL, through sqlx)
+//! inside a transaction, and only then applied to the in-memory oxigraph graph and
+//! acknowledged. On open, the graph is rebuilt from the newest snapshot plus the journal
+//! tail. A background task tails the journal (rows written by other processes sharing
+//! the database) and writes snapshots every N changes or T seconds.
+//!
+//! [`KnowledgeStore`] is a cheap `Clone` handle over shared state.
+
+mod error;
+mod graph;
+mod journal;
+mod query;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use iotcane_model::{Kind, Resource, ResourceId, Tenant};
+use oxigraph::io::{RdfFormat, RdfSerializer};
+use oxigraph::model::{GraphNameRef, Quad};
+use tokio::sync::{Mutex, broadcast};
+use tokio_util::sync::CancellationToken;
+
+pub use error::StoreError;
+pub use graph::{Meta, decode_body, format_time_ms, parse_time_ms};
+pub use journal::{JournalEntry, SqliteDurability};
+pub use query::{Cmp, Filter, Find, QueryOutput, Scope};
+pub use snapshot::SnapshotFile;
+
+use graph::Graph;
+use journal::{Journal, NewEntry, Refusal};
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeSource {
+    Http,
+    Mqtt,
+    Cli,
+}
+
+impl ChangeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeSource::Http => "http",
+            ChangeSource::Mqtt => "mqtt",
+            ChangeSource::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http" => Some(Self::Http),
+            "mqtt" => Some(Self::Mqtt),
+            "cli" => Some(Self::Cli),
+            _ => None,
+        }
+    }
+}
+
+/// What a journal row did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create" => Some(Self::Create),
+            "update" => Some(Self::Update),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://…` or a SQLite URL / file path.
+    pub database_url: String,
+    /// Where snapshots are kept.
+    pub data_dir: PathBuf,
+    pub sqlite_durability: SqliteDurability,
+    /// Per-statement timeout (PostgreSQL) and busy timeout (SQLite).
+    pub statement_timeout: Duration,
+    /// Snapshot after this many changes...
+    pub snapshot_every_changes: u64,
+    /// ...or after this long with at least one change.
+    pub snapshot_interval: Duration,
+    /// How often the journal is polled for rows of other processes.
+    pub tail_interval: Duration,
+    pub query_timeout: Duration,
+    pub query_result_limit: usize,
+}
+
+impl StoreConfig {
+    /// Defaults for a store in `data_dir` with SQLite.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            database_url: data_dir.join("iotcane.db").display().to_string(),
+            data_dir,
+            sqlite_durability: SqliteDurability::Full,
+            statement_timeout: Duration::from_secs(10),
+            snapshot_every_changes: 50_000,
+            snapshot_interval: Duration::from_secs(300),
+            tail_interval: Duration::from_millis(500),
+            query_timeout: Duration::from_secs(10),
+            query_result_limit: 100_000,
+        }
+    }
+}
+
+/// One change to write.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Create or replace a resource.
+    Put {
+        tenant: Tenant,
+        resource: Resource,
+        /// Only if the current version is this (0: only if it does not exist).
+        expected_version: Option<i64>,
+        /// Refuse to replace an existing resource.
+        create_only: bool,
+    },
+    Delete {
+        tenant: Tenant,
+        id: ResourceId,
+        expected_version: Option<i64>,
+    },
+}
+
+impl Change {
+    /// Create or replace, unconditionally.
+    pub fn put(tenant: Tenant, resource: Resource) -> Self {
+        Change::Put {
+            tenant,
+            resource,
+            expected_version: None,
+            create_only: false,
+        }
+    }
+
+    fn target(&self) -> (&Tenant, &ResourceId) {
+        match self {
+            Change::Put {
+                tenant, resource, ..
+            } => (tenant, &resource.id),
+            Change::Delete { tenant, id, .. } => (tenant, id),
+        }
+    }
+}
+
+/// An accepted change, as acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub tenant: Tenant,
+    pub id: ResourceId,
+    pub op: Op,
+    pub version: i64,
+    pub seq: i64,
+}
+
+/// A resource as stored: the description and its version metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub resource: Resource,
+    pub meta: Meta,
+}
+
+#[derive(Clone, Debug)]
+pub struct KnowledgeStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    journal: Journal,
+    graph: Graph,
+    config: StoreConfig,
+    journal_id: String,
+    /// Serializes appends and graph application, so the graph follows journal order.
+    writer: Mutex<()>,
+    applied_seq: AtomicI64,
+    changes_since_snapshot: AtomicU64,
+    events: broadcast::Sender<Arc<JournalEntry>>,
+}
+
+const TAIL_BATCH: i64 = 10_000;
+
+impl KnowledgeStore {
+    /// Connects to the journal, applies migrations, and rebuilds the graph from the newest
+    /// snapshot plus the journal tail.
+    #[tracing::instrument(skip_all, fields(journal = %redact_url(&config.database_url)))]
+    pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        let started = Instant::now();
+        let journal = Journal::connect(
+            &config.database_url,
+            config.sqlite_durability,
+            config.statement_timeout,
+        )
+        .await?;
+        let journal_id = journal.journal_id().await?;
+        let graph = Graph::new()?;
+        let snapshot_dir = config.data_dir.join("snapshots");
+        let mut applied = 0;
+        if let Some(file) = snapshot::newest(&snapshot_dir, &journal_id)? {
+            let g = graph.clone();
+            let path = file.path.clone();
+            tokio::task::spawn_blocking(move || g.load_snapshot(&path))
+                .await
+                .map_err(|e| StoreError::Snapshot(e.to_string()))??;
+            applied = file.seq;
+            tracing::info!(seq = file.seq, path = %file.path.display(), "snapshot loaded");
+        }
+        let (events, _) = broadcast::channel(4096);
+        let store = KnowledgeStore {
+            inner: Arc::new(Inner {
+                journal,
+                graph,
+                config,
+                journal_id,
+                writer: Mutex::new(()),
+                applied_seq: AtomicI64::new(applied),
+                changes_since_snapshot: AtomicU64::new(0),
+                events,
+            }),
+        };
+        let replayed = store.catch_up().await?;
+        store
+            .inner
+            .changes_since_snapshot
+            .store(replayed as u64, Ordering::Relaxed);
+        tracing::info!(
+            replayed,
+            seq = store.applied_seq(),
+            quads = store.inner.graph.len()?,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "knowledge graph ready"
+        );
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn dialect(&self) -> &'static str {
+        self.inner.journal.dialect()
+    }
+
+    /// The last journal position applied to the graph.
+    pub fn applied_seq(&self) -> i64 {
+        self.inner.applied_seq.load(Ordering::Acquire)
+    }
+
+    /// The last position committed to the journal (by any process).
+    pub async fn journal_head(&self) -> Result<i64, StoreError> {
+        self.inner.journal.head().await
+    }
+
+    /// Every applied change, as it is applied (for event streams).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<JournalEntry>> {
+        self.inner.events.subscribe()
+    }
+
+    /// Writes a batch of changes in one journal transaction. Returns one result per
+    /// change: refused changes (version conflicts, missing resources) leave the rest of
+    /// the batch standing. The accepted ones are durable and in the graph on return.
+    #[tracing::instrument(skip_all, fields(changes = changes.len(), actor, source = source.as_str()))]
+    pub async fn write(
+        &self,
+        changes: Vec<Change>,
+        actor: &str,
+        source: ChangeSource,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let mut entries = Vec::with_capacity(changes.len());
+        for change in &changes {
+            entries.push(match change {
+                Change::Put {
+                    tenant,
+                    resource,
+                    expected_version,
+                    create_only,
+                } => NewEntry {
+                    tenant: tenant.to_string(),
+                    resource_id: resource.id.to_string(),
+                    kind: resource.kind().as_str().to_owned(),
+                    op: Op::Update,
+                    body: Some(resource.to_json().to_string()),
+                    expected_version: *expected_version,
+                    create_only: *create_only,
+                    must_exist: false,
+                },
+                Change::Delete {
+                    tenant,
+                    id,
+                    expected_version,
+                } => NewEntry {
+                    tenant: tenant.to_string(),
+                    resource_id: id.to_string(),
+                    kind: String::new(),
+                    op: Op::Delete,
+                    body: None,
+                    expected_version: *expected_version,
+                    create_only: false,
+                    must_exist: true,
+                },
+            });
+        }
+        let _writer = self.inner.writer.lock().await;
+        let mut outcomes = self
+            .inner
+            .journal
+            .append(&entries, actor, source, now_ms())
+            .await?;
+        // A delete's row names the kind it removed, for event consumers.
+        let accepted: Vec<JournalEntry> = outcomes
+            .iter_mut()
+            .filter_map(|o| o.as_ref().ok().cloned())
+            .collect();
+        if let Some(first) = accepted.first() {
+            self.catch_up_to(first.seq - 1).await?;
+            self.apply(accepted).await?;
+        }
+        Ok(outcomes
+            .into_iter()
+            .zip(&changes)
+            .map(|(outcome, change)| {
+                let (tenant, id) = change.target();
+                match outcome {
+                    Ok(entry) => Ok(Written {
+                        tenant: tenant.clone(),
+                        id: id.clone(),
+                        op: entry.op,
+                        version: entry.version,
+                        seq: entry.seq,
+                    }),
+                    Err(Refusal::NotFound) => Err(StoreError::NotFound {
+                        tenant: tenant.clone(),
+                        id: id.clone(),
+                    }),
+                    Err(Refusal::AlreadyExists { version }) => Err(StoreError::AlreadyExists {
+                        tenant: tenant.clone(),
+                        id: id.clone(),
+                        version,
+                    }),
+                    Err(Refusal::VersionMismatch { expected, actual }) => {
+                        Err(StoreError::VersionMismatch {
+                            id: id.clone(),
+                            expected,
+                            actual,
+                        })
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Writes one change; a refusal is the error.
+    pub async fn write_one(
+        &self,
+        change: Change,
+        actor: &str,
+        source: ChangeSource,
+    ) -> Result<Written, StoreError> {
+        self.write(vec![change], actor, source)
+            .await?
+            .pop()
+            .unwrap_or(Err(StoreError::Corrupt("empty write result".to_owned())))
+    }
+
+    /// Applies journal rows to the graph (the writer lock is held by the caller).
+    async fn apply(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let graph = self.inner.graph.clone();
+        let entries = tokio::task::spawn_blocking(move || graph.apply(&entries).map(|()| entries))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("graph task failed: {e}")))??;
+        self.inner.applied_seq.store(last, Ordering::Release);
+        self.inner
+            .changes_since_snapshot
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        for entry in entries {
+            // No subscriber is not an error.
+            let _ = self.inner.events.send(Arc::new(entry));
+        }
+        Ok(())
+    }
+
+    /// Applies every journal row not yet in the graph (rows of other processes).
+    /// Returns how many were applied.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let _writer = self.inner.writer.lock().await;
+        self.catch_up_to(i64::MAX).await
+    }
+
+    async fn catch_up_to(&self, up_to: i64) -> Result<usize, StoreError> {
+        let mut applied = 0;
+        loop {
+            let after = self.applied_seq();
+            if after >= up_to {
+                return Ok(applied);
+            }
+            let rows = self.inner.journal.tail(after, TAIL_BATCH).await?;
+            if rows.is_empty() {
+                return Ok(applied);
+            }
+            let rows: Vec<JournalEntry> = rows.into_iter().filter(|r| r.seq <= up_to).collect();
+            applied += rows.len();
+            self.apply(rows).await?;
+        }
+    }
+
+    /// The current description of a resource, read from the graph.
+    pub fn get(&self, tenant: &Tenant, id: &ResourceId) -> Result<Option<Stored>, StoreError> {
+        let quads = self.inner.graph.quads_of(tenant, id)?;
+        if quads.is_empty() {
+            return Ok(None);
+        }
+        let graph_iri = tenant.graph_of(id);
+        let meta = graph::meta_of(&graph_iri, &quads)
+            .ok_or_else(|| StoreError::Corrupt(format!("graph {graph_iri} has no metadata")))?;
+        let mut g = oxigraph::model::Graph::new();
+        for q in &quads {
+            g.insert(q.as_ref());
+        }
+        let iri = id.iri();
+        let resource = iotcane_model::rdf::read_resource(&g, iri.as_ref().into())
+            .map_err(|e| StoreError::Corrupt(format!("resource {id} in the graph: {e}")))?;
+        Ok(Some(Stored { resource, meta }))
+    }
+
+    /// Every version of a resource, oldest first, from the journal.
+    pub async fn history(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner
+            .journal
+            .history(tenant.as_str(), id.as_str())
+            .await
+    }
+
+    /// What a resource looked like at `at_ms` (`None`: it did not exist, or was deleted).
+    pub async fn as_of(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+        at_ms: i64,
+    ) -> Result<Option<(JournalEntry, Resource)>, StoreError> {
+        let Some(entry) = self
+            .inner
+            .journal
+            .as_of(tenant.as_str(), id.as_str(), at_ms)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match &entry.body {
+            Some(body) => {
+                let resource = decode_body(entry.seq, body)?;
+                Ok(Some((entry, resource)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A tenant's resources in id order, optionally of one kind, after a cursor.
+    pub fn list(
+        &self,
+        tenant: &Tenant,
+        kind: Option<Kind>,
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<(ResourceId, Kind)>, StoreError> {
+        self.inner.graph.list(tenant, kind, after, limit)
+    }
+
+    pub fn count(&self, tenant: &Tenant, kind: Option<Kind>) -> Result<usize, StoreError> {
+        self.inner.graph.count(tenant, kind)
+    }
+
+    /// Tenants that have data.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.inner.graph.tenants()
+    }
+
+    /// The number of quads in the graph.
+    pub fn graph_len(&self) -> Result<usize, StoreError> {
+        self.inner.graph.len()
+    }
+
+    /// Runs a SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over one tenant's graphs,
+    /// or over all graphs, with the configured timeout and result limit.
+    pub async fn sparql(
+        &self,
+        tenant: Option<&Tenant>,
+        query: &str,
+    ) -> Result<QueryOutput, StoreError> {
+        let scope = match tenant {
+            Some(t) => Scope::Graphs(self.inner.graph.tenant_graphs(t)?),
+            None => Scope::All,
+        };
+        let timeout = self.inner.config.query_timeout;
+        let limit = self.inner.config.query_result_limit;
+        let (token, timer) = query::deadline(timeout);
+        let graph = self.inner.graph.clone();
+        let query = query.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            query::run_sparql(graph.store(), scope, &query, token, limit)
+        })
+        .await
+        .map_err(|e| StoreError::QueryEvaluation(e.to_string()))?;
+        timer.abort();
+        result.map_err(|e| match e {
+            StoreError::QueryTimeout(_) => StoreError::QueryTimeout(timeout.as_millis() as u64),
+            other => other,
+        })
+    }
+
+    /// Runs a typed query.
+    pub async fn find(&self, find: Find) -> Result<Vec<ResourceId>, StoreError> {
+        let graphs = self.inner.graph.tenant_graphs(&find.tenant)?;
+        let timeout = self.inner.config.query_timeout;
+        let (token, timer) = query::deadline(timeout);
+        let graph = self.inner.graph.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            query::run_find(graph.store(), graphs, &find, token)
+        })
+        .await
+        .map_err(|e| StoreError::QueryEvaluation(e.to_string()))?;
+        timer.abort();
+        result.map_err(|e| match e {
+            StoreError::QueryTimeout(_) => StoreError::QueryTimeout(timeout.as_millis() as u64),
+            other => other,
+        })
+    }
+
+    /// Writes the graph (one tenant's graphs, or all) in an RDF format. Blocking; datasets
+    /// formats keep the graph names, others merge the graphs.
+    pub fn export<W: std::io::Write>(
+        &self,
+        tenant: Option<&Tenant>,
+        format: RdfFormat,
+        writer: W,
+    ) -> Result<W, StoreError> {
+        let mut serializer = RdfSerializer::from_format(format)
+            .with_prefix("ic", iotcane_model::vocab::ic::NS)
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?
+            .for_writer(writer);
+        let mut write = |quad: Quad| -> Result<(), StoreError> {
+            let result = if format.supports_datasets() {
+                serializer.serialize_quad(&quad)
+            } else {
+                serializer.serialize_triple(quad.as_ref())
+            };
+            result.map_err(|e| StoreError::Snapshot(e.to_string()))
+        };
+        match tenant {
+            None => {
+                for quad in self.inner.graph.store().iter() {
+                    write(quad?)?;
+                }
+            }
+            Some(t) => {
+                for graph in self.inner.graph.tenant_graphs(t)? {
+                    for quad in self.inner.graph.store().quads_for_pattern(
+                        None,
+                        None,
+                        None,
+                        Some(GraphNameRef::NamedNode(graph.as_ref())),
+                    ) {
+                        write(quad?)?;
+                    }
+                }
+            }
+        }
+        serializer
+            .finish()
+            .map_err(|e| StoreError::Snapshot(e.to_string()))
+    }
+
+    /// Writes a snapshot now, if anything changed since the last one.
+    pub async fn snapshot(&self) -> Result<Option<SnapshotFile>, StoreError> {
+        let (seq, quads) = {
+            let _writer = self.inner.writer.lock().await;
+            if self.inner.changes_since_snapshot.load(Ordering::Relaxed) == 0 {
+                return Ok(None);
+            }
+            self.inner
+                .changes_since_snapshot
+                .store(0, Ordering::Relaxed);
+            // The store's iterator reads a consistent version: taken under the writer
+            // lock, it is exactly the state at `seq`.
+            (self.applied_seq(), self.inner.graph.store().iter())
+        };
+        let dir = self.inner.config.data_dir.join("snapshots");
+        let journal_id = self.inner.journal_id.clone();
+        let file =
+            tokio::task::spawn_blocking(move || snapshot::write(&dir, &journal_id, seq, quads))
+                .await
+                .map_err(|e| StoreError::Snapshot(e.to_string()))??;
+        tracing::info!(seq, path = %file.path.display(), "snapshot written");
+        Ok(Some(file))
+    }
+
+    /// Tails the journal and writes snapshots until `shutdown`; then writes a last
+    /// snapshot if anything changed.
+    pub async fn run_background(&self, shutdown: CancellationToken) {
+        let config = &self.inner.config;
+        let mut tail = tokio::time::interval(config.tail_interval);
+        tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_snapshot = Instant::now();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tail.tick() => {}
+            }
+            if let Err(e) = self.catch_up().await {
+                tracing::error!(error = %e, "journal tail failed");
+            }
+            let changes = self.inner.changes_since_snapshot.load(Ordering::Relaxed);
+            let due = changes >= config.snapshot_every_changes
+                || (changes > 0 && last_snapshot.elapsed() >= config.snapshot_interval);
+            if due {
+                match self.snapshot().await {
+                    Ok(_) => last_snapshot = Instant::now(),
+                    Err(e) => tracing::error!(error = %e, "snapshot failed"),
+                }
+            }
+        }
+        if let Err(e) = self.snapshot().await {
+            tracing::error!(error = %e, "final snapshot failed");
+        }
+    }
+
+    /// Checks that the journal answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.journal.head().await.map(|_| ())
+    }
+
+    /// Closes the journal's connections.
+    pub async fn close(&self) {
+        self.inner.journal.close().await;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A database URL with any password replaced, for logs and `iotcane config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
