@@ -152,7 +152,7 @@ impl App {
             .write_one(
                 Change::Put {
                     tenant: tenant.clone(),
-                    resource,
+                    resource: Box::new(resource),
                     expected_version,
                     create_only: false,
                 },

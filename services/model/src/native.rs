@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::ids::ResourceId;
-use crate::resource::{COMMON_KEYS, Kind, Resource, ResourceBody};
+use crate::resource::{COMMON_KEYS, Kind, PLACEMENT_KEYS, Placement, Resource, ResourceBody};
 use crate::validate::{Violation, Violations, validate};
 
 impl Serialize for Resource {
@@ -128,13 +128,20 @@ fn parse(value: Value) -> Result<Resource, Violations> {
                 ),
             ));
         }
-        if !unknown.is_empty() {
+        let mut missing = false;
+        for key in kind.required_keys() {
+            if map.get(*key).is_none_or(serde_json::Value::is_null) {
+                found.push(Violation::new(format!("/{key}"), "is required"));
+                missing = true;
+            }
+        }
+        if !unknown.is_empty() || missing {
             return None;
         }
         match body_from_map(kind, map) {
             Ok(body) => Some(body),
-            Err(v) => {
-                found.push(v);
+            Err(mut v) => {
+                found.append(&mut v);
                 None
             }
         }
@@ -180,16 +187,36 @@ fn take_string(
     }
 }
 
-fn body_from_map(kind: Kind, map: Map<String, Value>) -> Result<ResourceBody, Violation> {
+fn body_from_map(kind: Kind, map: Map<String, Value>) -> Result<ResourceBody, Vec<Violation>> {
+    if matches!(kind, Kind::Device | Kind::EdgeNode) {
+        placement_errors(&map)?;
+    }
     let value = Value::Object(map);
+    let one = |v: Violation| vec![v];
     Ok(match kind {
-        Kind::Device => ResourceBody::Device(typed(value)?),
-        Kind::EdgeNode => ResourceBody::EdgeNode(typed(value)?),
-        Kind::CloudOffering => ResourceBody::CloudOffering(typed(value)?),
-        Kind::NetworkLink => ResourceBody::NetworkLink(typed(value)?),
-        Kind::Service => ResourceBody::Service(typed(value)?),
-        Kind::Case => ResourceBody::Case(typed(value)?),
+        Kind::Device => ResourceBody::Device(typed(value).map_err(one)?),
+        Kind::EdgeNode => ResourceBody::EdgeNode(typed(value).map_err(one)?),
+        Kind::CloudOffering => ResourceBody::CloudOffering(typed(value).map_err(one)?),
+        Kind::NetworkLink => ResourceBody::NetworkLink(typed(value).map_err(one)?),
+        Kind::Service => ResourceBody::Service(typed(value).map_err(one)?),
+        Kind::Case => ResourceBody::Case(typed(value).map_err(one)?),
     })
+}
+
+/// The shared placement fields are a flattened struct, through which serde loses the
+/// error path; each is read on its own first so a type error names its full path.
+fn placement_errors(map: &Map<String, Value>) -> Result<(), Vec<Violation>> {
+    let mut found = Vec::new();
+    for (key, value) in map {
+        if !PLACEMENT_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let single: Map<String, Value> = [(key.clone(), value.clone())].into_iter().collect();
+        if let Err(v) = typed::<Placement>(Value::Object(single)) {
+            found.push(v);
+        }
+    }
+    if found.is_empty() { Ok(()) } else { Err(found) }
 }
 
 /// Deserializes with the path of the first type error.

@@ -545,12 +545,11 @@ impl<'g> Reader<'g> {
         path: &str,
     ) -> Option<f64> {
         let term = self.single(s, p, path)?;
-        if let TermRef::Literal(l) = term {
-            if is_numeric(l.datatype()) {
-                if let Ok(v) = parse_xsd_number(l.value()) {
-                    return Some(v);
-                }
-            }
+        if let TermRef::Literal(l) = term
+            && is_numeric(l.datatype())
+            && let Ok(v) = parse_xsd_number(l.value())
+        {
+            return Some(v);
         }
         self.fail(path, format!("must be a number, got {term}"));
         None
@@ -595,18 +594,18 @@ impl<'g> Reader<'g> {
         path: &str,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
         let term = self.single(s, p, path)?;
-        if let TermRef::Literal(l) = term {
-            if l.datatype() == RDF_JSON || l.datatype() == xsd::STRING {
-                match serde_json::from_str(l.value()) {
-                    Ok(serde_json::Value::Object(map)) => return Some(map),
-                    Ok(_) => {
-                        self.fail(path, "must be a JSON object");
-                        return None;
-                    }
-                    Err(e) => {
-                        self.fail(path, format!("is not valid JSON: {e}"));
-                        return None;
-                    }
+        if let TermRef::Literal(l) = term
+            && (l.datatype() == RDF_JSON || l.datatype() == xsd::STRING)
+        {
+            match serde_json::from_str(l.value()) {
+                Ok(serde_json::Value::Object(map)) => return Some(map),
+                Ok(_) => {
+                    self.fail(path, "must be a JSON object");
+                    return None;
+                }
+                Err(e) => {
+                    self.fail(path, format!("is not valid JSON: {e}"));
+                    return None;
                 }
             }
         }
@@ -823,6 +822,32 @@ impl<'g> Reader<'g> {
                 if let Some(a) = self.affordance(node.as_ref(), kind) {
                     affordances.push(a);
                 }
+            }
+        }
+        // The JSON-LD reading of the native form links affordances generically and types
+        // them instead (see schema/context.jsonld).
+        for node in self.nodes(s, td::HAS_INTERACTION_AFFORDANCE, "/affordances") {
+            let types: Vec<_> = self.objects(node.as_ref(), rdf::TYPE);
+            let kind = types.iter().find_map(|t| match t {
+                TermRef::NamedNode(n) if *n == td::PROPERTY_AFFORDANCE => {
+                    Some(AffordanceKind::Property)
+                }
+                TermRef::NamedNode(n) if *n == td::ACTION_AFFORDANCE => {
+                    Some(AffordanceKind::Action)
+                }
+                TermRef::NamedNode(n) if *n == td::EVENT_AFFORDANCE => Some(AffordanceKind::Event),
+                _ => None,
+            });
+            match kind {
+                Some(kind) => {
+                    if let Some(a) = self.affordance(node.as_ref(), kind) {
+                        affordances.push(a);
+                    }
+                }
+                None => self.fail(
+                    "/affordances/affordanceKind",
+                    "an interaction affordance must be typed td:PropertyAffordance, td:ActionAffordance or td:EventAffordance",
+                ),
             }
         }
         let live = self.opt_node(s, ic::LIVE, "/live").and_then(|node| {

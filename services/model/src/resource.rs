@@ -57,17 +57,7 @@ impl Kind {
 
     /// The native JSON keys a resource of this kind may carry, besides the common ones.
     pub fn keys(self) -> &'static [&'static str] {
-        const PLACEMENT: [&str; 9] = [
-            "price",
-            "currency",
-            "availability",
-            "site",
-            "location",
-            "instanceOf",
-            "affordances",
-            "live",
-            "td",
-        ];
+        const PLACEMENT: [&str; 9] = PLACEMENT_KEYS;
         const DEVICE: [&str; 18] = concat_keys(
             [
                 "observes",
@@ -140,6 +130,40 @@ impl Kind {
         }
     }
 }
+
+impl Kind {
+    /// The kind-specific keys that must be present (value checks come later).
+    pub fn required_keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Device => &[],
+            Kind::EdgeNode => &["cpuCores", "memoryMb"],
+            Kind::CloudOffering => &[
+                "provider",
+                "region",
+                "offeringKind",
+                "pricePerMonth",
+                "currency",
+                "availabilitySla",
+            ],
+            Kind::NetworkLink => &["from", "to", "latencyMs"],
+            Kind::Service => &["serviceKind", "cpuCores", "memoryMb"],
+            Kind::Case => &["domain", "context", "configuration"],
+        }
+    }
+}
+
+/// The keys of [`Placement`], shared by devices and edge nodes.
+pub const PLACEMENT_KEYS: [&str; 9] = [
+    "price",
+    "currency",
+    "availability",
+    "site",
+    "location",
+    "instanceOf",
+    "affordances",
+    "live",
+    "td",
+];
 
 /// The keys every kind has.
 pub const COMMON_KEYS: [&str; 6] = ["id", "kind", "name", "description", "tags", "source"];

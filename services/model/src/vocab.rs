@@ -42,7 +42,7 @@ pub mod ic {
         MEASURED_LATENCY_MS = "measuredLatencyMs", MEASURED_MONTHLY_COST = "measuredMonthlyCost",
         MEASURED_AVAILABILITY = "measuredAvailability",
         STATUS = "status", BATTERY_PCT = "batteryPct", LOAD_PCT = "loadPct", OBSERVED_AT = "observedAt",
-        VERSION = "version", CHANGE_SOURCE = "changeSource",
+        VERSION = "version", CHANGE_SOURCE = "changeSource", CHANGED_BY = "changedBy",
     );
 }
 
@@ -63,6 +63,9 @@ pub mod td {
         HAS_ACTION_AFFORDANCE = "hasActionAffordance",
         HAS_EVENT_AFFORDANCE = "hasEventAffordance",
         NAME = "name", TITLE = "title", HAS_FORM = "hasForm",
+        HAS_INTERACTION_AFFORDANCE = "hasInteractionAffordance",
+        PROPERTY_AFFORDANCE = "PropertyAffordance", ACTION_AFFORDANCE = "ActionAffordance",
+        EVENT_AFFORDANCE = "EventAffordance",
     );
 }
 
@@ -78,7 +81,7 @@ pub mod hctl {
 pub mod prov {
     use super::NamedNodeRef;
     terms!("http://www.w3.org/ns/prov#";
-        GENERATED_AT_TIME = "generatedAtTime", WAS_ATTRIBUTED_TO = "wasAttributedTo",
+        GENERATED_AT_TIME = "generatedAtTime",
     );
 }
 

@@ -1,5 +1,7 @@
 //! Property tests: native JSON ⇄ model ⇄ RDF is lossless, and readers never panic.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 
 use iotcane_model::formats::{self, Format};
@@ -427,6 +429,17 @@ proptest! {
             let back = items.into_iter().next().unwrap().result.map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(&back, &resource);
         }
+    }
+
+    #[test]
+    fn the_native_form_read_as_json_ld_is_the_same_resource(resource in resource()) {
+        let mut document = resource.to_json();
+        document["@context"] = formats::CONTEXT_URL.into();
+        let items = formats::read(Format::JsonLd, document.to_string().as_bytes())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(items.len(), 1);
+        let back = items.into_iter().next().unwrap().result.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&back, &resource);
     }
 
     #[test]

@@ -103,13 +103,14 @@ impl Graph {
     /// Loads a snapshot (N-Quads) into the empty store and rebuilds the tenant index.
     pub fn load_snapshot(&self, path: &std::path::Path) -> Result<(), StoreError> {
         let file = std::fs::File::open(path).map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        // The store's own loaders rename blank nodes; a snapshot must keep its labels so
+        // that later journal rows address the same nodes.
+        let quads = oxigraph::io::RdfParser::from_format(oxigraph::io::RdfFormat::NQuads)
+            .for_reader(std::io::BufReader::with_capacity(1 << 20, file));
         let mut loader = self.store.bulk_loader();
-        loader
-            .load_from_reader(
-                oxigraph::io::RdfFormat::NQuads,
-                std::io::BufReader::with_capacity(1 << 20, file),
-            )
-            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        loader.load_ok_quads::<_, StoreError>(
+            quads.map(|q| q.map_err(|e| StoreError::Snapshot(e.to_string()))),
+        )?;
         loader
             .commit()
             .map_err(|e| StoreError::Snapshot(e.to_string()))?;
@@ -237,7 +238,7 @@ pub fn meta_of(graph: &NamedNode, quads: &[Quad]) -> Option<Meta> {
             created_ms = parse_time_ms(l.value());
         } else if p == prov::GENERATED_AT_TIME {
             modified_ms = parse_time_ms(l.value());
-        } else if p == prov::WAS_ATTRIBUTED_TO {
+        } else if p == ic::CHANGED_BY {
             actor = Some(l.value().to_owned());
         } else if p == ic::CHANGE_SOURCE {
             source = ChangeSource::parse(l.value());
@@ -330,10 +331,7 @@ impl Prepared {
                 prov::GENERATED_AT_TIME,
                 Literal::new_typed_literal(format_time_ms(self.at_ms), xsd::DATE_TIME),
             ),
-            meta(
-                prov::WAS_ATTRIBUTED_TO,
-                Literal::new_simple_literal(&self.actor),
-            ),
+            meta(ic::CHANGED_BY, Literal::new_simple_literal(&self.actor)),
             meta(
                 ic::CHANGE_SOURCE,
                 Literal::new_simple_literal(self.source.as_str()),

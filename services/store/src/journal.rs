@@ -235,14 +235,14 @@ impl Journal {
                     None => (0, false, at_ms),
                 };
                 let live_version = if live { version } else { 0 };
-                if let Some(expected) = entry.expected_version {
-                    if expected != live_version {
-                        out.push(Err(Refusal::VersionMismatch {
-                            expected,
-                            actual: live_version,
-                        }));
-                        continue;
-                    }
+                if let Some(expected) = entry.expected_version
+                    && expected != live_version
+                {
+                    out.push(Err(Refusal::VersionMismatch {
+                        expected,
+                        actual: live_version,
+                    }));
+                    continue;
                 }
                 if entry.create_only && live {
                     out.push(Err(Refusal::AlreadyExists { version }));

@@ -134,7 +134,7 @@ pub enum Change {
     /// Create or replace a resource.
     Put {
         tenant: Tenant,
-        resource: Resource,
+        resource: Box<Resource>,
         /// Only if the current version is this (0: only if it does not exist).
         expected_version: Option<i64>,
         /// Refuse to replace an existing resource.
@@ -152,7 +152,7 @@ impl Change {
     pub fn put(tenant: Tenant, resource: Resource) -> Self {
         Change::Put {
             tenant,
-            resource,
+            resource: Box::new(resource),
             expected_version: None,
             create_only: false,
         }

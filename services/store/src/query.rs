@@ -42,9 +42,8 @@ pub(crate) fn run_sparql(
     let parsed = spargebra::SparqlParser::new()
         .parse_query(query)
         .map_err(|e| StoreError::QuerySyntax(e.to_string()))?;
-    // SERVICE would let a query reach other endpoints: refused before evaluation. The
-    // algebra prints `(service` only for a service pattern.
-    if parsed.to_sse().contains("(service ") {
+    // SERVICE would let a query reach other endpoints: refused before evaluation.
+    if uses_service(&parsed.to_sse()) {
         return Err(StoreError::ServiceRefused);
     }
     let mut prepared = SparqlEvaluator::new()
@@ -60,21 +59,23 @@ pub(crate) fn run_sparql(
         Scope::Graphs(graphs) => {
             // FROM / FROM NAMED may only narrow the tenant's graphs, never reach past them.
             let allowed: std::collections::HashSet<&NamedNode> = graphs.iter().collect();
+            let own = !dataset.is_default_dataset();
             let default: Vec<GraphName> = match dataset.default_graph_graphs() {
-                Some(asked) => asked
+                Some(asked) if own => asked
                     .iter()
                     .filter(|g| matches!(g, GraphName::NamedNode(n) if allowed.contains(&n)))
                     .cloned()
                     .collect(),
-                None => graphs.iter().cloned().map(GraphName::NamedNode).collect(),
+                _ => graphs.iter().cloned().map(GraphName::NamedNode).collect(),
             };
             let named: Vec<NamedOrBlankNode> = match dataset.available_named_graphs() {
-                Some(asked) => asked
+                Some(asked) if own => asked
                     .iter()
                     .filter(|g| matches!(g, NamedOrBlankNode::NamedNode(n) if allowed.contains(&n)))
                     .cloned()
                     .collect(),
-                None => graphs
+                _ if own => Vec::new(),
+                _ => graphs
                     .iter()
                     .cloned()
                     .map(NamedOrBlankNode::NamedNode)
@@ -89,6 +90,29 @@ pub(crate) fn run_sparql(
         .execute()
         .map_err(evaluation_error)?;
     materialize(results, limit)
+}
+
+/// Whether the algebra (as S-expression) has a service pattern. Outside string literals the
+/// S-expression spells `(service ` only for one; IRIs and variables cannot hold a space.
+fn uses_service(sse: &str) -> bool {
+    let mut outside = String::with_capacity(sse.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in sse.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else {
+            outside.push(c);
+        }
+    }
+    outside.contains("(service ")
 }
 
 fn evaluation_error(e: QueryEvaluationError) -> StoreError {
@@ -180,7 +204,7 @@ pub struct Find {
 /// Builds the SPARQL of a [`Find`] from fixed fragments, with every user value bound to a
 /// variable as a term. Returns the text and the bindings.
 pub(crate) fn find_query(find: &Find) -> (String, Vec<(Variable, Term)>) {
-    let mut text = String::from("SELECT DISTINCT ?s WHERE { GRAPH ?g { ");
+    let mut text = String::new();
     let mut bindings = Vec::new();
     if let Some(kind) = find.kind {
         text.push_str("?s a ?class . ");
@@ -205,6 +229,12 @@ pub(crate) fn find_query(find: &Find) -> (String, Vec<(Variable, Term)>) {
         bindings.push((var(&format!("v{i}")), filter.value.clone()));
     }
     text.push_str("} }");
+    // Oxigraph substitutes only projected variables, so every bound one is projected.
+    let projection: Vec<String> = bindings.iter().map(|(v, _)| v.to_string()).collect();
+    let text = format!(
+        "SELECT DISTINCT ?s {} WHERE {{ GRAPH ?g {{ {text}",
+        projection.join(" ")
+    );
     (text, bindings)
 }
 
@@ -240,10 +270,10 @@ pub(crate) fn run_find(
     let mut ids = Vec::new();
     for solution in solutions {
         let solution = solution.map_err(evaluation_error)?;
-        if let Some(Term::NamedNode(s)) = solution.get("s") {
-            if let Ok(id) = ResourceId::from_iri(s.as_str()) {
-                ids.push(id);
-            }
+        if let Some(Term::NamedNode(s)) = solution.get("s")
+            && let Ok(id) = ResourceId::from_iri(s.as_str())
+        {
+            ids.push(id);
         }
     }
     ids.sort();

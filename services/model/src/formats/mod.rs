@@ -111,10 +111,10 @@ impl Format {
 
 /// A file that could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{format} syntax error{}: {message}", position.as_ref().map(|p| format!(" at {p}")).unwrap_or_default())]
+#[error("{format} syntax error: {message}")]
 pub struct FormatError {
     pub format: &'static str,
-    /// `line L, column C` where known.
+    /// `line L, column C` where known (the message says it too).
     pub position: Option<String>,
     pub message: String,
 }
@@ -188,7 +188,17 @@ fn subject_label(subject: &NamedOrBlankNode) -> String {
 /// Parses RDF of any supported syntax into one graph; contexts resolve offline only.
 pub fn parse_graph(format: RdfFormat, bytes: &[u8]) -> Result<Graph, FormatError> {
     let mut graph = Graph::new();
-    let parser = RdfParser::from_format(format).for_slice(bytes).with_document_loader(|url| {
+    // Relative IRIs (a JSON-LD document's slug ids among them: JSON-LD ignores an @base
+    // set in a referenced context) resolve by the minting rule.
+    let parser = RdfParser::from_format(format)
+        .with_base_iri(crate::ids::RESOURCE_BASE)
+        .map_err(|e| FormatError {
+            format: format.name(),
+            position: None,
+            message: e.to_string(),
+        })?
+        .for_slice(bytes)
+        .with_document_loader(|url| {
         match bundled_context(url) {
             Some(text) => Ok(LoadedDocument {
                 url: url.to_owned(),

@@ -1,0 +1,3 @@
+//! Benchmarks of the foundation: written next.
+
+fn main() {}

@@ -1,0 +1,569 @@
+//! The knowledge store against real journals: SQLite always, PostgreSQL when
+//! `IOTCANE_TEST_POSTGRES_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+use helpers::{backends, device_json, edge_json, export_lines, open, resource};
+use iotcane_model::vocab::{ic, schema};
+use iotcane_model::{Kind, ResourceId, Tenant};
+use iotcane_store::{
+    Change, ChangeSource, Cmp, Filter, Find, KnowledgeStore, Op, QueryOutput, StoreError,
+};
+use oxigraph::model::{Literal, Term};
+
+fn tenant(name: &str) -> Tenant {
+    name.parse().unwrap()
+}
+
+fn id(s: &str) -> ResourceId {
+    s.parse().unwrap()
+}
+
+async fn put(store: &KnowledgeStore, t: &Tenant, value: serde_json::Value) -> i64 {
+    store
+        .write_one(
+            Change::put(t.clone(), resource(value)),
+            "tester",
+            ChangeSource::Cli,
+        )
+        .await
+        .unwrap()
+        .version
+}
+
+#[tokio::test]
+async fn versions_history_and_optimistic_concurrency() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &backend).await;
+        let t = tenant("acme");
+        assert_eq!(put(&store, &t, device_json("hr-1", "first")).await, 1);
+        let between = now_ms();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+        // "Only if still version 1" succeeds once, then is stale.
+        let conditional = |name: &str| Change::Put {
+            tenant: t.clone(),
+            resource: Box::new(resource(device_json("hr-1", name))),
+            expected_version: Some(1),
+            create_only: false,
+        };
+        let written = store
+            .write_one(conditional("second"), "alice", ChangeSource::Http)
+            .await
+            .unwrap();
+        assert_eq!((written.version, written.op), (2, Op::Update));
+        let stale = store
+            .write_one(conditional("third"), "bob", ChangeSource::Http)
+            .await;
+        assert!(
+            matches!(
+                stale,
+                Err(StoreError::VersionMismatch {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                })
+            ),
+            "{}: {stale:?}",
+            backend.name
+        );
+
+        let stored = store.get(&t, &id("hr-1")).unwrap().unwrap();
+        assert_eq!(stored.resource.name, "second");
+        assert_eq!(stored.meta.version, 2);
+        assert_eq!(stored.meta.actor, "alice");
+
+        // What it looked like before the update, and who changed it.
+        let (old, old_resource) = store
+            .as_of(&t, &id("hr-1"), between)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((old.version, old_resource.name.as_str()), (1, "first"));
+        let history = store.history(&t, &id("hr-1")).await.unwrap();
+        let summary: Vec<_> = history
+            .iter()
+            .map(|e| (e.version, e.op, e.actor.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [(1, Op::Create, "tester"), (2, Op::Update, "alice")]
+        );
+
+        // Delete, then re-create: the version count goes on.
+        let deleted = store
+            .write_one(
+                Change::Delete {
+                    tenant: t.clone(),
+                    id: id("hr-1"),
+                    expected_version: Some(2),
+                },
+                "alice",
+                ChangeSource::Http,
+            )
+            .await
+            .unwrap();
+        assert_eq!((deleted.version, deleted.op), (3, Op::Delete));
+        assert!(store.get(&t, &id("hr-1")).unwrap().is_none());
+        assert!(
+            store
+                .as_of(&t, &id("hr-1"), now_ms())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let again = store
+            .write_one(
+                Change::put(t.clone(), resource(device_json("hr-1", "back"))),
+                "x",
+                ChangeSource::Mqtt,
+            )
+            .await
+            .unwrap();
+        assert_eq!((again.version, again.op), (4, Op::Create));
+        // Re-created: a new creation time, not the first one's.
+        assert!(store.get(&t, &id("hr-1")).unwrap().unwrap().meta.created_ms >= between);
+
+        // Deleting what does not exist, and creating what does, are refused.
+        let missing = store
+            .write_one(
+                Change::Delete {
+                    tenant: t.clone(),
+                    id: id("nope"),
+                    expected_version: None,
+                },
+                "x",
+                ChangeSource::Cli,
+            )
+            .await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound { .. })),
+            "{missing:?}"
+        );
+        let duplicate = store
+            .write_one(
+                Change::Put {
+                    tenant: t.clone(),
+                    resource: Box::new(resource(device_json("hr-1", "dup"))),
+                    expected_version: None,
+                    create_only: true,
+                },
+                "x",
+                ChangeSource::Cli,
+            )
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::AlreadyExists { version: 4, .. })),
+            "{duplicate:?}"
+        );
+        assert_eq!(
+            store.get(&t, &id("hr-1")).unwrap().unwrap().resource.name,
+            "back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_change_leaves_the_rest_of_its_batch_and_the_store_intact() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &backend).await;
+        let t = tenant("acme");
+        put(&store, &t, device_json("a", "a1")).await;
+        let before = export_lines(&store);
+        let results = store
+            .write(
+                vec![
+                    Change::put(t.clone(), resource(device_json("b", "b1"))),
+                    Change::Put {
+                        tenant: t.clone(),
+                        resource: Box::new(resource(device_json("a", "a2"))),
+                        expected_version: Some(7),
+                        create_only: false,
+                    },
+                    Change::put(t.clone(), resource(device_json("c", "c1"))),
+                ],
+                "x",
+                ChangeSource::Cli,
+            )
+            .await
+            .unwrap();
+        assert!(
+            results[0].is_ok() && results[1].is_err() && results[2].is_ok(),
+            "{results:?}"
+        );
+        assert_eq!(
+            store.get(&t, &id("a")).unwrap().unwrap().resource.name,
+            "a1"
+        );
+        let after = export_lines(&store);
+        let unchanged: Vec<_> = before.iter().filter(|l| after.contains(l)).collect();
+        assert_eq!(unchanged.len(), before.len(), "a's quads must be untouched");
+        assert_eq!(store.count(&t, None).unwrap(), 3);
+    }
+}
+
+#[tokio::test]
+async fn tenants_are_isolated_in_reads_and_sparql() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &backend).await;
+        let (a, b) = (tenant("hospital-a"), tenant("hospital-b"));
+        put(&store, &a, device_json("hr-1", "A's sensor")).await;
+        put(&store, &b, device_json("hr-1", "B's sensor")).await;
+        put(&store, &b, device_json("hr-2", "B's other sensor")).await;
+
+        assert_eq!(
+            store.get(&a, &id("hr-1")).unwrap().unwrap().resource.name,
+            "A's sensor"
+        );
+        assert!(store.get(&a, &id("hr-2")).unwrap().is_none());
+        assert_eq!(store.list(&a, None, None, 100).unwrap().len(), 1);
+
+        let names = |out: QueryOutput| -> Vec<String> {
+            let QueryOutput::Solutions { rows, .. } = out else {
+                panic!("solutions expected")
+            };
+            let mut names: Vec<String> = rows
+                .into_iter()
+                .filter_map(|r| match &r[0] {
+                    Some(Term::Literal(l)) => Some(l.value().to_owned()),
+                    _ => None,
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let q = "SELECT ?n WHERE { ?s <https://schema.org/name> ?n }";
+        assert_eq!(
+            names(store.sparql(Some(&a), q).await.unwrap()),
+            ["A's sensor"]
+        );
+        let q = "SELECT ?n WHERE { GRAPH ?g { ?s <https://schema.org/name> ?n } }";
+        assert_eq!(
+            names(store.sparql(Some(&a), q).await.unwrap()),
+            ["A's sensor"]
+        );
+        // Naming another tenant's graph does not reach it.
+        let other = b.graph_of(&id("hr-2"));
+        let other = other.as_str();
+        let q = format!("SELECT ?n FROM <{other}> WHERE {{ ?s <https://schema.org/name> ?n }}");
+        assert_eq!(
+            names(store.sparql(Some(&a), &q).await.unwrap()),
+            Vec::<String>::new()
+        );
+        let q = format!(
+            "SELECT ?n FROM NAMED <{other}> WHERE {{ GRAPH ?g {{ ?s <https://schema.org/name> ?n }} }}"
+        );
+        assert_eq!(
+            names(store.sparql(Some(&a), &q).await.unwrap()),
+            Vec::<String>::new()
+        );
+        // The administrator's view sees everything.
+        let q = "SELECT ?n WHERE { ?s <https://schema.org/name> ?n }";
+        assert_eq!(names(store.sparql(None, q).await.unwrap()).len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn sparql_forms_limits_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backends().await.remove(0);
+    let mut config = helpers::config(dir.path(), &backend);
+    config.query_result_limit = 15;
+    config.query_timeout = std::time::Duration::from_millis(50);
+    let store = KnowledgeStore::open(config).await.unwrap();
+    let t = tenant("acme");
+    for i in 0..20 {
+        put(&store, &t, edge_json(&format!("gw-{i:02}"), 2 + i % 8)).await;
+    }
+    let ask = store
+        .sparql(
+            Some(&t),
+            "ASK { ?s a <https://w3id.org/iotcane/ontology#EdgeNode> }",
+        )
+        .await
+        .unwrap();
+    assert_eq!(ask, QueryOutput::Boolean(true));
+    let construct = store
+        .sparql(Some(&t), "CONSTRUCT { ?s <urn:x:cores> ?c } WHERE { ?s <https://w3id.org/iotcane/ontology#cpuCores> ?c } LIMIT 3")
+        .await
+        .unwrap();
+    assert!(
+        matches!(construct, QueryOutput::Graph(ref g) if g.len() == 3),
+        "{construct:?}"
+    );
+    let describe = store
+        .sparql(Some(&t), "DESCRIBE <https://w3id.org/iotcane/id/gw-01>")
+        .await
+        .unwrap();
+    assert!(matches!(describe, QueryOutput::Graph(ref g) if !g.is_empty()));
+
+    let too_many = store.sparql(Some(&t), "SELECT ?s WHERE { ?s a ?c }").await;
+    assert!(
+        matches!(too_many, Err(StoreError::ResultLimit(15))),
+        "{too_many:?}"
+    );
+    let syntax = store.sparql(Some(&t), "SELEKT * WHERE {").await;
+    assert!(
+        matches!(syntax, Err(StoreError::QuerySyntax(_))),
+        "{syntax:?}"
+    );
+    let service = store
+        .sparql(
+            Some(&t),
+            "SELECT * WHERE { SERVICE <http://example.com/sparql> { ?s ?p ?o } }",
+        )
+        .await;
+    assert!(
+        matches!(service, Err(StoreError::ServiceRefused)),
+        "{service:?}"
+    );
+    let silent = store
+        .sparql(
+            Some(&t),
+            "SELECT * WHERE { SERVICE SILENT <http://example.com/sparql> { ?s ?p ?o } }",
+        )
+        .await;
+    assert!(
+        matches!(silent, Err(StoreError::ServiceRefused)),
+        "{silent:?}"
+    );
+    // A literal that merely mentions the word is fine.
+    let harmless = store
+        .sparql(
+            Some(&t),
+            "SELECT * WHERE { ?s ?p \"(service <x>)\" } LIMIT 1",
+        )
+        .await;
+    assert!(harmless.is_ok(), "{harmless:?}");
+    let slow = store
+        .sparql(
+            Some(&t),
+            "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }",
+        )
+        .await;
+    assert!(
+        matches!(slow, Err(StoreError::QueryTimeout(50))),
+        "{slow:?}"
+    );
+}
+
+#[tokio::test]
+async fn typed_queries_filter_by_kind_and_property_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backends().await.remove(0);
+    let store = open(dir.path(), &backend).await;
+    let t = tenant("acme");
+    for (i, cores) in [1, 2, 4, 8].into_iter().enumerate() {
+        put(&store, &t, edge_json(&format!("gw-{i}"), cores)).await;
+    }
+    let mut offline = device_json("hr-off", "offline one");
+    offline["live"]["status"] = "offline".into();
+    put(&store, &t, offline).await;
+    put(&store, &t, device_json("hr-on", "online one")).await;
+    put(&store, &tenant("other"), edge_json("gw-9", 64)).await;
+
+    let find = |kind, filters| Find {
+        tenant: t.clone(),
+        kind,
+        filters,
+        after: None,
+        limit: 100,
+    };
+    let big = store
+        .find(find(
+            Some(Kind::EdgeNode),
+            vec![Filter {
+                path: vec![ic::CPU_CORES.into_owned()],
+                cmp: Cmp::Ge,
+                value: Literal::from(4).into(),
+            }],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(big, [id("gw-2"), id("gw-3")]);
+    let online = store
+        .find(find(
+            Some(Kind::Device),
+            vec![Filter {
+                path: vec![ic::LIVE.into_owned(), ic::STATUS.into_owned()],
+                cmp: Cmp::Eq,
+                value: Literal::new_simple_literal("online").into(),
+            }],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(online, [id("hr-on")]);
+    // A user value with SPARQL syntax in it is only ever a literal.
+    let hostile = store
+        .find(find(
+            None,
+            vec![Filter {
+                path: vec![schema::NAME.into_owned()],
+                cmp: Cmp::StartsWith,
+                value: Literal::new_simple_literal("\") } } SELECT * WHERE { ?s ?p ?o } #").into(),
+            }],
+        ))
+        .await
+        .unwrap();
+    assert!(hostile.is_empty());
+    let prefix = store
+        .find(find(
+            None,
+            vec![Filter {
+                path: vec![schema::NAME.into_owned()],
+                cmp: Cmp::StartsWith,
+                value: Literal::new_simple_literal("gateway gw-").into(),
+            }],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(prefix.len(), 4);
+}
+
+#[tokio::test]
+async fn restart_rebuilds_exactly_the_graph_from_snapshot_and_tail() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tenant("acme");
+        let before = {
+            let store = open(dir.path(), &backend).await;
+            let batch: Vec<Change> = (0..300)
+                .map(|i| Change::put(t.clone(), resource(device_json(&format!("d-{i}"), "v1"))))
+                .collect();
+            store
+                .write(batch, "import", ChangeSource::Cli)
+                .await
+                .unwrap();
+            let snapshot = store.snapshot().await.unwrap().expect("a snapshot");
+            assert_eq!(snapshot.seq, store.applied_seq());
+            // The tail: updates, deletes and new resources after the snapshot.
+            for i in 0..40 {
+                put(&store, &t, device_json(&format!("d-{i}"), "v2")).await;
+            }
+            for i in 40..60 {
+                store
+                    .write_one(
+                        Change::Delete {
+                            tenant: t.clone(),
+                            id: id(&format!("d-{i}")),
+                            expected_version: None,
+                        },
+                        "x",
+                        ChangeSource::Cli,
+                    )
+                    .await
+                    .unwrap();
+            }
+            put(&store, &tenant("beta"), edge_json("gw", 4)).await;
+            let lines = export_lines(&store);
+            store.close().await;
+            lines
+        };
+        let reopened = open(dir.path(), &backend).await;
+        assert_eq!(
+            reopened.applied_seq(),
+            reopened.journal_head().await.unwrap()
+        );
+        assert_eq!(
+            export_lines(&reopened),
+            before,
+            "{}: rebuilt graph differs",
+            backend.name
+        );
+        assert_eq!(reopened.count(&t, None).unwrap(), 280);
+        assert_eq!(
+            reopened.get(&t, &id("d-5")).unwrap().unwrap().meta.version,
+            2
+        );
+
+        // Without any snapshot, the journal alone gives the same graph.
+        std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+        let replayed = open(dir.path(), &backend).await;
+        assert_eq!(export_lines(&replayed), before);
+    }
+}
+
+#[tokio::test]
+async fn two_stores_on_one_journal_converge() {
+    for backend in backends().await {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Both replicas share the journal: SQLite through the same file.
+        let backend = match &backend.database_url {
+            Some(_) => backend.clone(),
+            None => helpers::Backend {
+                name: "sqlite",
+                database_url: Some(dir_a.path().join("shared.db").display().to_string()),
+            },
+        };
+        let a = open(dir_a.path(), &backend).await;
+        let b = open(dir_b.path(), &backend).await;
+        let t = tenant("acme");
+        put(&a, &t, device_json("x", "from a")).await;
+        put(&b, &t, device_json("y", "from b")).await;
+        // b's write caught b up with a's row before applying its own.
+        assert_eq!(
+            b.get(&t, &id("x")).unwrap().unwrap().resource.name,
+            "from a"
+        );
+        // Interleaved writers on one resource: versions stay consistent.
+        let (ra, rb) = tokio::join!(
+            a.write_one(
+                Change::put(t.clone(), resource(device_json("x", "a again"))),
+                "a",
+                ChangeSource::Http
+            ),
+            b.write_one(
+                Change::put(t.clone(), resource(device_json("x", "b again"))),
+                "b",
+                ChangeSource::Http
+            ),
+        );
+        let mut versions = [ra.unwrap().version, rb.unwrap().version];
+        versions.sort();
+        assert_eq!(versions, [2, 3]);
+        a.catch_up().await.unwrap();
+        b.catch_up().await.unwrap();
+        assert_eq!(
+            export_lines(&a),
+            export_lines(&b),
+            "{}: replicas diverged",
+            backend.name
+        );
+        assert_eq!(a.applied_seq(), b.applied_seq());
+
+        // The background tailer converges without explicit catch-up.
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let tailer = tokio::spawn({
+            let b = b.clone();
+            let shutdown = shutdown.clone();
+            async move { b.run_background(shutdown).await }
+        });
+        put(&a, &t, device_json("z", "late")).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while b.get(&t, &id("z")).unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tailer did not apply the row"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        tailer.await.unwrap();
+        assert_eq!(export_lines(&a), export_lines(&b));
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
