@@ -445,6 +445,21 @@ impl<'g> Reader<'g> {
         self.as_text(term, path)
     }
 
+    /// Reports a missing value of a required field (a present but bad value was reported
+    /// by the reader already).
+    fn required<T>(
+        &mut self,
+        value: Option<T>,
+        s: NamedOrBlankNodeRef<'_>,
+        p: NamedNodeRef<'_>,
+        path: &str,
+    ) -> Option<T> {
+        if value.is_none() && self.objects(s, p).is_empty() {
+            self.fail(path, "is required");
+        }
+        value
+    }
+
     fn text(
         &mut self,
         s: NamedOrBlankNodeRef<'_>,
@@ -452,10 +467,7 @@ impl<'g> Reader<'g> {
         path: &str,
     ) -> Option<String> {
         let value = self.opt_text(s, p, path);
-        if value.is_none() && self.objects(s, p).is_empty() {
-            self.fail(path, "is required");
-        }
-        value
+        self.required(value, s, p, path)
     }
 
     fn as_text(&mut self, term: TermRef<'_>, path: &str) -> Option<String> {
@@ -532,10 +544,7 @@ impl<'g> Reader<'g> {
         path: &str,
     ) -> Option<T> {
         let value = self.opt_parsed(s, p, path);
-        if value.is_none() && self.objects(s, p).is_empty() {
-            self.fail(path, "is required");
-        }
-        value
+        self.required(value, s, p, path)
     }
 
     fn opt_number(
@@ -562,10 +571,7 @@ impl<'g> Reader<'g> {
         path: &str,
     ) -> Option<f64> {
         let value = self.opt_number(s, p, path);
-        if value.is_none() && self.objects(s, p).is_empty() {
-            self.fail(path, "is required");
-        }
-        value
+        self.required(value, s, p, path)
     }
 
     fn count(
@@ -576,11 +582,7 @@ impl<'g> Reader<'g> {
     ) -> Option<u64> {
         let value = self.number(s, p, path)?;
         if value.fract() == 0.0 && (0.0..=9.0e15).contains(&value) {
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "checked integral and in range"
-            )]
+            // Integral and in range, checked above.
             return Some(value as u64);
         }
         self.fail(path, "must be a non-negative integer");

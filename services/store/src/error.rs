@@ -36,6 +36,8 @@ pub enum StoreError {
     ServiceRefused,
     #[error("snapshot error: {0}")]
     Snapshot(String),
+    #[error("export failed: {0}")]
+    Export(String),
     #[error("journal is inconsistent: {0}")]
     Corrupt(String),
     #[error("the store is shutting down")]

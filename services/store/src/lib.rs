@@ -523,37 +523,42 @@ impl KnowledgeStore {
             Some(t) => Scope::Graphs(self.inner.graph.tenant_graphs(t)?),
             None => Scope::All,
         };
-        let timeout = self.inner.config.query_timeout;
         let limit = self.inner.config.query_result_limit;
-        let (token, timer) = query::deadline(timeout);
-        let graph = self.inner.graph.clone();
         let query = query.to_owned();
-        let result = tokio::task::spawn_blocking(move || {
-            query::run_sparql(graph.store(), scope, &query, token, limit)
+        self.query_blocking(move |store, token| {
+            query::run_sparql(store, scope, &query, token, limit)
         })
         .await
-        .map_err(|e| StoreError::QueryEvaluation(e.to_string()))?;
-        timer.abort();
-        result.map_err(|e| match e {
-            StoreError::QueryTimeout(_) => StoreError::QueryTimeout(timeout.as_millis() as u64),
-            other => other,
-        })
     }
 
     /// Runs a typed query.
     pub async fn find(&self, find: Find) -> Result<Vec<ResourceId>, StoreError> {
         let graphs = self.inner.graph.tenant_graphs(&find.tenant)?;
+        self.query_blocking(move |store, token| query::run_find(store, graphs, &find, token))
+            .await
+    }
+
+    /// Runs a query on a blocking thread, cancelled when the configured timeout is up.
+    async fn query_blocking<T: Send + 'static>(
+        &self,
+        run: impl FnOnce(
+            &oxigraph::store::Store,
+            oxigraph::sparql::CancellationToken,
+        ) -> Result<T, StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
         let timeout = self.inner.config.query_timeout;
         let (token, timer) = query::deadline(timeout);
         let graph = self.inner.graph.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            query::run_find(graph.store(), graphs, &find, token)
-        })
-        .await
-        .map_err(|e| StoreError::QueryEvaluation(e.to_string()))?;
+        let result = tokio::task::spawn_blocking(move || run(graph.store(), token))
+            .await
+            .map_err(|e| StoreError::QueryEvaluation(e.to_string()))?;
         timer.abort();
         result.map_err(|e| match e {
-            StoreError::QueryTimeout(_) => StoreError::QueryTimeout(timeout.as_millis() as u64),
+            StoreError::QueryTimeout(_) => {
+                StoreError::QueryTimeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+            }
             other => other,
         })
     }
@@ -568,7 +573,7 @@ impl KnowledgeStore {
     ) -> Result<W, StoreError> {
         let mut serializer = RdfSerializer::from_format(format)
             .with_prefix("ic", iotcane_model::vocab::ic::NS)
-            .map_err(|e| StoreError::Snapshot(e.to_string()))?
+            .map_err(|e| StoreError::Export(e.to_string()))?
             .for_writer(writer);
         let mut write = |quad: Quad| -> Result<(), StoreError> {
             let result = if format.supports_datasets() {
@@ -576,7 +581,7 @@ impl KnowledgeStore {
             } else {
                 serializer.serialize_triple(quad.as_ref())
             };
-            result.map_err(|e| StoreError::Snapshot(e.to_string()))
+            result.map_err(|e| StoreError::Export(e.to_string()))
         };
         match tenant {
             None => {
@@ -599,7 +604,7 @@ impl KnowledgeStore {
         }
         serializer
             .finish()
-            .map_err(|e| StoreError::Snapshot(e.to_string()))
+            .map_err(|e| StoreError::Export(e.to_string()))
     }
 
     /// Writes a snapshot now, if anything changed since the last one.
