@@ -107,6 +107,9 @@ async fn versions_history_and_optimistic_concurrency() {
             .await
             .unwrap();
         assert_eq!((deleted.version, deleted.op), (3, Op::Delete));
+        let history = store.history(&t, &id("hr-1")).await.unwrap();
+        assert_eq!(history[2].kind, "device", "a delete names what it removed");
+        assert_eq!(history[2].body, None);
         assert!(store.get(&t, &id("hr-1")).unwrap().is_none());
         assert!(
             store

@@ -58,14 +58,21 @@ impl Graph {
         &self.store
     }
 
-    /// Applies journal rows, in order, as one oxigraph transaction.
-    pub fn apply(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+    /// Applies journal rows, in order, as one oxigraph transaction. `known` is empty, or
+    /// holds for each row the resource its body describes (a local write), which spares
+    /// decoding the body again.
+    pub fn apply(
+        &self,
+        entries: &[JournalEntry],
+        known: Vec<Option<Resource>>,
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
+        let mut known = known.into_iter();
         let mut prepared = Vec::with_capacity(entries.len());
         for entry in entries {
-            prepared.push(Prepared::from_entry(entry)?);
+            prepared.push(Prepared::from_entry(entry, known.next().flatten())?);
         }
         let mut tx = self.store.start_transaction()?;
         for p in &prepared {
@@ -285,7 +292,7 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn from_entry(entry: &JournalEntry) -> Result<Self, StoreError> {
+    fn from_entry(entry: &JournalEntry, known: Option<Resource>) -> Result<Self, StoreError> {
         let tenant: Tenant = entry
             .tenant
             .parse()
@@ -296,7 +303,10 @@ impl Prepared {
             .map_err(|e| StoreError::Corrupt(format!("journal row {}: {e}", entry.seq)))?;
         let (kind, quads) = match &entry.body {
             Some(body) => {
-                let resource = decode_body(entry.seq, body)?;
+                let resource = match known {
+                    Some(resource) => resource,
+                    None => decode_body(entry.seq, body)?,
+                };
                 let quads = to_quads(&tenant, &resource);
                 (Some(resource.kind()), Some(quads))
             }

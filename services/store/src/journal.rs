@@ -73,7 +73,7 @@ struct Sql {
 const SQLITE: Sql = Sql {
     lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
     set_head: "UPDATE journal_head SET seq = ? WHERE id = 1",
-    current: "SELECT version, deleted, created_ms FROM resources WHERE tenant = ? AND resource_id = ?",
+    current: "SELECT version, deleted, created_ms, kind FROM resources WHERE tenant = ? AND resource_id = ?",
     insert: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     upsert_resource: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
@@ -94,7 +94,7 @@ const SQLITE: Sql = Sql {
 const POSTGRES: Sql = Sql {
     lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
     set_head: "UPDATE journal_head SET seq = $1 WHERE id = 1",
-    current: "SELECT version, deleted, created_ms FROM resources WHERE tenant = $1 AND resource_id = $2",
+    current: "SELECT version, deleted, created_ms, kind FROM resources WHERE tenant = $1 AND resource_id = $2",
     insert: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     upsert_resource: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
@@ -214,25 +214,32 @@ impl Journal {
             let mut seq = head;
             let mut out = Vec::with_capacity(batch.len());
             // Versions decided earlier in this batch, for repeated ids.
-            let mut pending: std::collections::HashMap<(&str, &str), (i64, bool, i64)> =
+            let mut pending: std::collections::HashMap<(&str, &str), (i64, bool, i64, String)> =
                 std::collections::HashMap::new();
             for entry in batch {
                 let key = (entry.tenant.as_str(), entry.resource_id.as_str());
                 let current = match pending.get(&key) {
-                    Some(state) => Some(*state),
+                    Some(state) => Some(state.clone()),
                     None => sqlx::query(sql.current)
                         .bind(&entry.tenant)
                         .bind(&entry.resource_id)
                         .fetch_optional(&mut *tx)
                         .await?
                         .map(|row| -> Result<_, sqlx::Error> {
-                            Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+                            Ok((
+                                row.try_get(0)?,
+                                row.try_get(1)?,
+                                row.try_get(2)?,
+                                row.try_get(3)?,
+                            ))
                         })
                         .transpose()?,
                 };
-                let (version, live, created_ms) = match current {
-                    Some((version, deleted, created_ms)) => (version, !deleted, created_ms),
-                    None => (0, false, at_ms),
+                let (version, live, created_ms, current_kind) = match current {
+                    Some((version, deleted, created_ms, kind)) => {
+                        (version, !deleted, created_ms, kind)
+                    }
+                    None => (0, false, at_ms, String::new()),
                 };
                 let live_version = if live { version } else { 0 };
                 if let Some(expected) = entry.expected_version
@@ -258,13 +265,19 @@ impl Journal {
                     _ => Op::Create,
                 };
                 let created_ms = if live { created_ms } else { at_ms };
+                // A delete's row names the kind it removed, for history and events.
+                let kind = if op == Op::Delete {
+                    current_kind
+                } else {
+                    entry.kind.clone()
+                };
                 seq += 1;
                 let new_version = version + 1;
                 sqlx::query(sql.insert)
                     .bind(seq)
                     .bind(&entry.tenant)
                     .bind(&entry.resource_id)
-                    .bind(&entry.kind)
+                    .bind(&kind)
                     .bind(new_version)
                     .bind(op.as_str())
                     .bind(actor)
@@ -276,19 +289,22 @@ impl Journal {
                 sqlx::query(sql.upsert_resource)
                     .bind(&entry.tenant)
                     .bind(&entry.resource_id)
-                    .bind(&entry.kind)
+                    .bind(&kind)
                     .bind(new_version)
                     .bind(op == Op::Delete)
                     .bind(created_ms)
                     .bind(seq)
                     .execute(&mut *tx)
                     .await?;
-                pending.insert(key, (new_version, op == Op::Delete, created_ms));
+                pending.insert(
+                    key,
+                    (new_version, op == Op::Delete, created_ms, kind.clone()),
+                );
                 out.push(Ok(JournalEntry {
                     seq,
                     tenant: entry.tenant.clone(),
                     resource_id: entry.resource_id.clone(),
-                    kind: entry.kind.clone(),
+                    kind,
                     version: new_version,
                     op,
                     actor: actor.to_owned(),

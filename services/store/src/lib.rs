@@ -332,14 +332,23 @@ impl KnowledgeStore {
             .journal
             .append(&entries, actor, source, now_ms())
             .await?;
-        // A delete's row names the kind it removed, for event consumers.
-        let accepted: Vec<JournalEntry> = outcomes
+        // The accepted rows, with the resources in hand so the graph need not decode
+        // their JSON again.
+        let (accepted, known): (Vec<JournalEntry>, Vec<Option<Resource>>) = outcomes
             .iter_mut()
-            .filter_map(|o| o.as_ref().ok().cloned())
-            .collect();
+            .zip(&changes)
+            .filter_map(|(outcome, change)| {
+                let entry = outcome.as_ref().ok()?.clone();
+                let resource = match change {
+                    Change::Put { resource, .. } => Some(Resource::clone(resource)),
+                    Change::Delete { .. } => None,
+                };
+                Some((entry, resource))
+            })
+            .unzip();
         if let Some(first) = accepted.first() {
             self.catch_up_to(first.seq - 1).await?;
-            self.apply(accepted).await?;
+            self.apply(accepted, known).await?;
         }
         Ok(outcomes
             .into_iter()
@@ -388,15 +397,21 @@ impl KnowledgeStore {
             .unwrap_or(Err(StoreError::Corrupt("empty write result".to_owned())))
     }
 
-    /// Applies journal rows to the graph (the writer lock is held by the caller).
-    async fn apply(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
+    /// Applies journal rows to the graph (the writer lock is held by the caller). `known`
+    /// is empty, or holds for each row the resource its body describes.
+    async fn apply(
+        &self,
+        entries: Vec<JournalEntry>,
+        known: Vec<Option<Resource>>,
+    ) -> Result<(), StoreError> {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(());
         };
         let graph = self.inner.graph.clone();
-        let entries = tokio::task::spawn_blocking(move || graph.apply(&entries).map(|()| entries))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("graph task failed: {e}")))??;
+        let entries =
+            tokio::task::spawn_blocking(move || graph.apply(&entries, known).map(|()| entries))
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("graph task failed: {e}")))??;
         self.inner.applied_seq.store(last, Ordering::Release);
         self.inner
             .changes_since_snapshot
@@ -428,7 +443,7 @@ impl KnowledgeStore {
             }
             let rows: Vec<JournalEntry> = rows.into_iter().filter(|r| r.seq <= up_to).collect();
             applied += rows.len();
-            self.apply(rows).await?;
+            self.apply(rows, Vec::new()).await?;
         }
     }
 
