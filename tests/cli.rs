@@ -207,6 +207,23 @@ fn broken_inputs_are_reported_precisely_and_store_nothing_of_the_rejected() {
 }
 
 #[test]
+fn a_new_data_directory_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("not/yet/there");
+    let output = run(Command::new(BIN)
+        .current_dir(dir.path())
+        .env("IOTCANE_DATA_DIR", &data)
+        .args(["import", "--json"])
+        .arg(examples().join("services.ttl")));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(data.join("iotcane.db").exists());
+}
+
+#[test]
 fn check_validates_without_touching_any_store() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(iotcane(dir.path())

@@ -210,6 +210,69 @@ async fn a_refused_change_leaves_the_rest_of_its_batch_and_the_store_intact() {
 }
 
 #[tokio::test]
+async fn one_batch_may_change_a_resource_several_times() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &backend).await;
+        let t = tenant("acme");
+        let results = store
+            .write(
+                vec![
+                    Change::put(t.clone(), resource(device_json("a", "one"))),
+                    Change::put(t.clone(), resource(device_json("a", "two"))),
+                    Change::Delete {
+                        tenant: t.clone(),
+                        id: id("a"),
+                        expected_version: Some(2),
+                    },
+                    Change::put(t.clone(), resource(device_json("a", "three"))),
+                ],
+                "x",
+                ChangeSource::Cli,
+            )
+            .await
+            .unwrap();
+        let ops: Vec<_> = results
+            .into_iter()
+            .map(|r| r.map(|w| (w.version, w.op)).unwrap())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                (1, Op::Create),
+                (2, Op::Update),
+                (3, Op::Delete),
+                (4, Op::Create)
+            ],
+            "{}",
+            backend.name
+        );
+        let stored = store.get(&t, &id("a")).unwrap().unwrap();
+        assert_eq!(
+            (stored.resource.name.as_str(), stored.meta.version),
+            ("three", 4)
+        );
+        // The journal's own view agrees after a restart.
+        store.close().await;
+        let reopened = open(dir.path(), &backend).await;
+        assert_eq!(reopened.get(&t, &id("a")).unwrap().unwrap().meta.version, 4);
+        let next = reopened
+            .write_one(
+                Change::Delete {
+                    tenant: t.clone(),
+                    id: id("a"),
+                    expected_version: Some(4),
+                },
+                "x",
+                ChangeSource::Cli,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next.version, 5);
+    }
+}
+
+#[tokio::test]
 async fn tenants_are_isolated_in_reads_and_sparql() {
     for backend in backends().await {
         let dir = tempfile::tempdir().unwrap();

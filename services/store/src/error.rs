@@ -34,6 +34,8 @@ pub enum StoreError {
     ResultLimit(usize),
     #[error("SERVICE calls to other endpoints are refused")]
     ServiceRefused,
+    #[error("data directory: {0}")]
+    DataDir(String),
     #[error("snapshot error: {0}")]
     Snapshot(String),
     #[error("export failed: {0}")]

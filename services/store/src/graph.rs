@@ -112,7 +112,10 @@ impl Graph {
         let file = std::fs::File::open(path).map_err(|e| StoreError::Snapshot(e.to_string()))?;
         // The store's own loaders rename blank nodes; a snapshot must keep its labels so
         // that later journal rows address the same nodes.
+        // Lenient: the snapshot is this store's own output, and strict IRI checks cost a
+        // third of the parse.
         let quads = oxigraph::io::RdfParser::from_format(oxigraph::io::RdfFormat::NQuads)
+            .lenient()
             .for_reader(std::io::BufReader::with_capacity(1 << 20, file));
         let mut loader = self.store.bulk_loader();
         loader.load_ok_quads::<_, StoreError>(

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -60,9 +62,9 @@ pub(crate) enum Refusal {
 struct Sql {
     lock_head: &'static str,
     set_head: &'static str,
-    current: &'static str,
-    insert: &'static str,
-    upsert_resource: &'static str,
+    current_many: &'static str,
+    insert_many: &'static str,
+    upsert_many: &'static str,
     tail: &'static str,
     history: &'static str,
     at_time: &'static str,
@@ -73,14 +75,25 @@ struct Sql {
 const SQLITE: Sql = Sql {
     lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
     set_head: "UPDATE journal_head SET seq = ? WHERE id = 1",
-    current: "SELECT version, deleted, created_ms, kind FROM resources WHERE tenant = ? AND resource_id = ?",
-    insert: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    upsert_resource: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
-                      VALUES (?, ?, ?, ?, ?, ?, ?) \
-                      ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
-                      version = excluded.version, deleted = excluded.deleted, \
-                      created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
+    // The ids come as one JSON array.
+    current_many: "SELECT resource_id, version, deleted, created_ms, kind FROM resources \
+                   WHERE tenant = ? AND resource_id IN (SELECT value FROM json_each(?))",
+    // The rows come as one JSON array of arrays, in column order.
+    insert_many: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
+                  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                         json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                         json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+                         json_extract(value, '$[9]') \
+                  FROM json_each(?)",
+    // `WHERE true` lets SQLite parse the ON CONFLICT clause after a SELECT.
+    upsert_many: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
+                  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                         json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                         json_extract(value, '$[6]') \
+                  FROM json_each(?) WHERE true \
+                  ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
+                  version = excluded.version, deleted = excluded.deleted, \
+                  created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
     tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
            FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
     history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
@@ -94,14 +107,17 @@ const SQLITE: Sql = Sql {
 const POSTGRES: Sql = Sql {
     lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
     set_head: "UPDATE journal_head SET seq = $1 WHERE id = 1",
-    current: "SELECT version, deleted, created_ms, kind FROM resources WHERE tenant = $1 AND resource_id = $2",
-    insert: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    upsert_resource: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                      ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
-                      version = excluded.version, deleted = excluded.deleted, \
-                      created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
+    current_many: "SELECT resource_id, version, deleted, created_ms, kind FROM resources \
+                   WHERE tenant = $1 AND resource_id = ANY($2)",
+    insert_many: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
+                  SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+                                       $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])",
+    upsert_many: "INSERT INTO resources (tenant, resource_id, kind, version, deleted, created_ms, updated_seq) \
+                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], \
+                                       $6::bigint[], $7::bigint[]) \
+                  ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
+                  version = excluded.version, deleted = excluded.deleted, \
+                  created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
     tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
            FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2",
     history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
@@ -198,6 +214,11 @@ impl Journal {
 
     /// Appends the accepted entries of `batch` in one transaction. Returns, per entry,
     /// its journal row or why it was refused. Nothing is written unless the commit succeeds.
+    ///
+    /// A batch costs a fixed handful of statements whatever its size: the current state of
+    /// its resources is read with one statement per tenant, and the journal rows and the
+    /// resource states are written with one statement each (a JSON array on SQLite,
+    /// arrays on PostgreSQL).
     pub(crate) async fn append(
         &self,
         batch: &[NewEntry],
@@ -205,123 +226,96 @@ impl Journal {
         source: ChangeSource,
         at_ms: i64,
     ) -> Result<Vec<Result<JournalEntry, Refusal>>, StoreError> {
-        on_pool!(self, pool, sql, {
-            let mut tx = pool.begin().await?;
-            let head: i64 = sqlx::query(sql.lock_head)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-            let mut seq = head;
-            let mut out = Vec::with_capacity(batch.len());
-            // Versions decided earlier in this batch, for repeated ids.
-            let mut pending: std::collections::HashMap<(&str, &str), (i64, bool, i64, String)> =
-                std::collections::HashMap::new();
-            for entry in batch {
-                let key = (entry.tenant.as_str(), entry.resource_id.as_str());
-                let current = match pending.get(&key) {
-                    Some(state) => Some(state.clone()),
-                    None => sqlx::query(sql.current)
-                        .bind(&entry.tenant)
-                        .bind(&entry.resource_id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .map(|row| -> Result<_, sqlx::Error> {
-                            Ok((
-                                row.try_get(0)?,
-                                row.try_get(1)?,
-                                row.try_get(2)?,
-                                row.try_get(3)?,
-                            ))
-                        })
-                        .transpose()?,
-                };
-                let (version, live, created_ms, current_kind) = match current {
-                    Some((version, deleted, created_ms, kind)) => {
-                        (version, !deleted, created_ms, kind)
-                    }
-                    None => (0, false, at_ms, String::new()),
-                };
-                let live_version = if live { version } else { 0 };
-                if let Some(expected) = entry.expected_version
-                    && expected != live_version
-                {
-                    out.push(Err(Refusal::VersionMismatch {
-                        expected,
-                        actual: live_version,
-                    }));
-                    continue;
+        let by_tenant = ids_by_tenant(batch);
+        match self {
+            Journal::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let head: i64 = sqlx::query(SQLITE.lock_head)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                let mut current = Current::new();
+                for (tenant, ids) in &by_tenant {
+                    let rows = sqlx::query(SQLITE.current_many)
+                        .bind(*tenant)
+                        .bind(serde_json::to_string(ids).unwrap_or_default())
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    collect_current(&mut current, tenant, &rows)?;
                 }
-                if entry.create_only && live {
-                    out.push(Err(Refusal::AlreadyExists { version }));
-                    continue;
+                let decided = decide(batch, &current, head, actor, source, at_ms);
+                if let Some(last) = decided.last_seq {
+                    sqlx::query(SQLITE.insert_many)
+                        .bind(journal_rows_json(&decided.accepted))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(SQLITE.upsert_many)
+                        .bind(resource_rows_json(&decided.states))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(SQLITE.set_head)
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                if entry.must_exist && !live {
-                    out.push(Err(Refusal::NotFound));
-                    continue;
-                }
-                let op = match entry.op {
-                    Op::Delete => Op::Delete,
-                    _ if live => Op::Update,
-                    _ => Op::Create,
-                };
-                let created_ms = if live { created_ms } else { at_ms };
-                // A delete's row names the kind it removed, for history and events.
-                let kind = if op == Op::Delete {
-                    current_kind
-                } else {
-                    entry.kind.clone()
-                };
-                seq += 1;
-                let new_version = version + 1;
-                sqlx::query(sql.insert)
-                    .bind(seq)
-                    .bind(&entry.tenant)
-                    .bind(&entry.resource_id)
-                    .bind(&kind)
-                    .bind(new_version)
-                    .bind(op.as_str())
-                    .bind(actor)
-                    .bind(source.as_str())
-                    .bind(at_ms)
-                    .bind(entry.body.as_deref())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql.upsert_resource)
-                    .bind(&entry.tenant)
-                    .bind(&entry.resource_id)
-                    .bind(&kind)
-                    .bind(new_version)
-                    .bind(op == Op::Delete)
-                    .bind(created_ms)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-                pending.insert(
-                    key,
-                    (new_version, op == Op::Delete, created_ms, kind.clone()),
-                );
-                out.push(Ok(JournalEntry {
-                    seq,
-                    tenant: entry.tenant.clone(),
-                    resource_id: entry.resource_id.clone(),
-                    kind,
-                    version: new_version,
-                    op,
-                    actor: actor.to_owned(),
-                    source,
-                    at_ms,
-                    body: entry.body.clone(),
-                }));
+                tx.commit().await?;
+                Ok(decided.outcomes)
             }
-            if seq != head {
-                sqlx::query(sql.set_head)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
+            Journal::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let head: i64 = sqlx::query(POSTGRES.lock_head)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                let mut current = Current::new();
+                for (tenant, ids) in &by_tenant {
+                    let rows = sqlx::query(POSTGRES.current_many)
+                        .bind(*tenant)
+                        .bind(ids)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    collect_current(&mut current, tenant, &rows)?;
+                }
+                let decided = decide(batch, &current, head, actor, source, at_ms);
+                if let Some(last) = decided.last_seq {
+                    let rows = &decided.accepted;
+                    sqlx::query(POSTGRES.insert_many)
+                        .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>())
+                        .bind(
+                            rows.iter()
+                                .map(|r| r.resource_id.as_str())
+                                .collect::<Vec<_>>(),
+                        )
+                        .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.op.as_str()).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>())
+                        .execute(&mut *tx)
+                        .await?;
+                    let states = &decided.states;
+                    sqlx::query(POSTGRES.upsert_many)
+                        .bind(states.iter().map(|r| r.tenant).collect::<Vec<_>>())
+                        .bind(states.iter().map(|r| r.resource_id).collect::<Vec<_>>())
+                        .bind(states.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+                        .bind(states.iter().map(|r| r.version).collect::<Vec<_>>())
+                        .bind(states.iter().map(|r| r.deleted).collect::<Vec<_>>())
+                        .bind(states.iter().map(|r| r.created_ms).collect::<Vec<_>>())
+                        .bind(states.iter().map(|r| r.updated_seq).collect::<Vec<_>>())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(POSTGRES.set_head)
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(decided.outcomes)
             }
-            tx.commit().await?;
-            Ok(out)
-        })
+        }
     }
 
     /// Rows after `after`, in order, at most `limit`.
@@ -393,6 +387,213 @@ impl Journal {
             Journal::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// The stored state of a resource: version, deleted, created_ms, kind.
+type State = (i64, bool, i64, String);
+type Current = HashMap<(String, String), State>;
+
+/// The distinct resource ids of a batch, per tenant.
+fn ids_by_tenant(batch: &[NewEntry]) -> BTreeMap<&str, Vec<&str>> {
+    let mut by_tenant: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for entry in batch {
+        by_tenant
+            .entry(entry.tenant.as_str())
+            .or_default()
+            .insert(entry.resource_id.as_str());
+    }
+    by_tenant
+        .into_iter()
+        .map(|(tenant, ids)| (tenant, ids.into_iter().collect()))
+        .collect()
+}
+
+fn collect_current<R: Row>(
+    current: &mut Current,
+    tenant: &str,
+    rows: &[R],
+) -> Result<(), StoreError>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    for row in rows {
+        let id: String = row.try_get(0)?;
+        current.insert(
+            (tenant.to_owned(), id),
+            (
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The new state of one resource after a batch (its last row in the batch).
+struct NewState<'a> {
+    tenant: &'a str,
+    resource_id: &'a str,
+    kind: String,
+    version: i64,
+    deleted: bool,
+    created_ms: i64,
+    updated_seq: i64,
+}
+
+struct Decided<'a> {
+    outcomes: Vec<Result<JournalEntry, Refusal>>,
+    accepted: Vec<JournalEntry>,
+    states: Vec<NewState<'a>>,
+    last_seq: Option<i64>,
+}
+
+/// Checks each entry against the current state (and the entries before it in the batch)
+/// and assigns journal positions after `head`. Pure: the caller writes the result.
+fn decide<'a>(
+    batch: &'a [NewEntry],
+    current: &Current,
+    head: i64,
+    actor: &str,
+    source: ChangeSource,
+    at_ms: i64,
+) -> Decided<'a> {
+    let mut seq = head;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut accepted = Vec::with_capacity(batch.len());
+    // The state each resource reaches within this batch, and where its state row sits.
+    let mut pending: HashMap<(&str, &str), (State, usize)> = HashMap::new();
+    let mut states: Vec<NewState<'a>> = Vec::new();
+    for entry in batch {
+        let key = (entry.tenant.as_str(), entry.resource_id.as_str());
+        let state = match pending.get(&key) {
+            Some((state, _)) => Some(state.clone()),
+            None => current
+                .get(&(entry.tenant.clone(), entry.resource_id.clone()))
+                .cloned(),
+        };
+        let (version, live, created_ms, current_kind) = match state {
+            Some((version, deleted, created_ms, kind)) => (version, !deleted, created_ms, kind),
+            None => (0, false, at_ms, String::new()),
+        };
+        let live_version = if live { version } else { 0 };
+        if let Some(expected) = entry.expected_version
+            && expected != live_version
+        {
+            outcomes.push(Err(Refusal::VersionMismatch {
+                expected,
+                actual: live_version,
+            }));
+            continue;
+        }
+        if entry.create_only && live {
+            outcomes.push(Err(Refusal::AlreadyExists { version }));
+            continue;
+        }
+        if entry.must_exist && !live {
+            outcomes.push(Err(Refusal::NotFound));
+            continue;
+        }
+        let op = match entry.op {
+            Op::Delete => Op::Delete,
+            _ if live => Op::Update,
+            _ => Op::Create,
+        };
+        let created_ms = if live { created_ms } else { at_ms };
+        // A delete's row names the kind it removed, for history and events.
+        let kind = if op == Op::Delete {
+            current_kind
+        } else {
+            entry.kind.clone()
+        };
+        seq += 1;
+        let new_version = version + 1;
+        let row = JournalEntry {
+            seq,
+            tenant: entry.tenant.clone(),
+            resource_id: entry.resource_id.clone(),
+            kind: kind.clone(),
+            version: new_version,
+            op,
+            actor: actor.to_owned(),
+            source,
+            at_ms,
+            body: entry.body.clone(),
+        };
+        let state = NewState {
+            tenant: key.0,
+            resource_id: key.1,
+            kind: kind.clone(),
+            version: new_version,
+            deleted: op == Op::Delete,
+            created_ms,
+            updated_seq: seq,
+        };
+        let new_state = (new_version, op == Op::Delete, created_ms, kind);
+        // One state row per resource: PostgreSQL refuses to upsert a row twice in one statement.
+        match pending.get(&key) {
+            Some((_, index)) => {
+                let index = *index;
+                states[index] = state;
+                pending.insert(key, (new_state, index));
+            }
+            None => {
+                pending.insert(key, (new_state, states.len()));
+                states.push(state);
+            }
+        }
+        accepted.push(row.clone());
+        outcomes.push(Ok(row));
+    }
+    Decided {
+        outcomes,
+        accepted,
+        states,
+        last_seq: (seq != head).then_some(seq),
+    }
+}
+
+fn journal_rows_json(rows: &[JournalEntry]) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.seq,
+                r.tenant,
+                r.resource_id,
+                r.kind,
+                r.version,
+                r.op.as_str(),
+                r.actor,
+                r.source.as_str(),
+                r.at_ms,
+                r.body
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn resource_rows_json(states: &[NewState<'_>]) -> String {
+    let rows: Vec<serde_json::Value> = states
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.tenant,
+                r.resource_id,
+                r.kind,
+                r.version,
+                r.deleted,
+                r.created_ms,
+                r.updated_seq
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
 }
 
 fn entry_from_row<R: Row>(row: &R) -> Result<JournalEntry, StoreError>

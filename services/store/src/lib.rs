@@ -211,6 +211,9 @@ impl KnowledgeStore {
     #[tracing::instrument(skip_all, fields(journal = %redact_url(&config.database_url)))]
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         let started = Instant::now();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StoreError::DataDir(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
         let journal = Journal::connect(
             &config.database_url,
             config.sqlite_durability,
@@ -251,7 +254,7 @@ impl KnowledgeStore {
         tracing::info!(
             replayed,
             seq = store.applied_seq(),
-            quads = store.inner.graph.len()?,
+            tenants = store.tenants()?.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "knowledge graph ready"
         );
