@@ -75,9 +75,11 @@ struct Sql {
 const SQLITE: Sql = Sql {
     lock_head: "UPDATE journal_head SET seq = seq WHERE id = 1 RETURNING seq",
     set_head: "UPDATE journal_head SET seq = ? WHERE id = 1",
-    // The ids come as one JSON array.
-    current_many: "SELECT resource_id, version, deleted, created_ms, kind FROM resources \
-                   WHERE tenant = ? AND resource_id IN (SELECT value FROM json_each(?))",
+    // The ids come as one JSON array. CROSS JOIN makes SQLite walk the ids and look each
+    // up by primary key, rather than scan the table.
+    current_many: "SELECT r.resource_id, r.version, r.deleted, r.created_ms, r.kind \
+                   FROM json_each(?2) AS ids CROSS JOIN resources AS r \
+                   WHERE r.tenant = ?1 AND r.resource_id = ids.value",
     // The rows come as one JSON array of arrays, in column order.
     insert_many: "INSERT INTO journal (seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body) \
                   SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
