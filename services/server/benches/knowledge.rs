@@ -1386,7 +1386,7 @@ impl Split {
             self.to_json_us(),
         );
         row(
-            "write: journal append (SQL per row: select, insert, upsert)",
+            "write: journal append (batched SQL: read states, insert rows, upsert states)",
             self.journal_us(),
         );
         row(
@@ -1545,7 +1545,7 @@ impl Summary {
                 ("JSON parse", s.parse_us()),
                 ("model read + validate", s.validate_us()),
                 ("body serialization", s.to_json_us()),
-                ("journal append (SQLite, per-row SQL)", s.journal_us()),
+                ("journal append (SQLite, batched SQL)", s.journal_us()),
                 (
                     "graph apply (decode + to_quads + oxigraph insert)",
                     s.graph_us(),
