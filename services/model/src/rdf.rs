@@ -15,7 +15,7 @@ use oxrdf::{
     NamedOrBlankNodeRef, Quad, Term, TermRef, Triple,
 };
 
-use crate::enums::{AffordanceKind, DeployTarget, Protocol};
+use crate::enums::{AffordanceKind, DeployTarget};
 use crate::ids::{PROPERTY_BASE, ResourceId, Tenant, property_iri};
 use crate::resource::{
     Affordance, Binding, Case, CloudOffering, Configuration, Device, EdgeNode, Form, Kind,
@@ -1091,9 +1091,4 @@ fn is_numeric(datatype: NamedNodeRef<'_>) -> bool {
 
 fn parse_xsd_number(lexical: &str) -> Result<f64, std::num::ParseFloatError> {
     lexical.trim().parse::<f64>()
-}
-
-/// The protocols a URI scheme names, for callers outside this module.
-pub fn protocol_of_scheme(scheme: &str) -> Option<Protocol> {
-    Protocol::from_uri_scheme(scheme)
 }

@@ -42,6 +42,4 @@ pub enum StoreError {
     Export(String),
     #[error("journal is inconsistent: {0}")]
     Corrupt(String),
-    #[error("the store is shutting down")]
-    ShuttingDown,
 }
