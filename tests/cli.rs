@@ -207,6 +207,72 @@ fn broken_inputs_are_reported_precisely_and_store_nothing_of_the_rejected() {
 }
 
 #[test]
+fn every_format_names_what_is_wrong_in_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, String, &str); 6] = [
+        (
+            "bad.nt",
+            "<urn:x:a> <urn:x:b> \"unterminated .\n".to_owned(),
+            "line 1",
+        ),
+        (
+            "bad.nq",
+            "<urn:x:a> <urn:x:b> <urn:x:c> <urn:x:g> <urn:x:extra> .\n".to_owned(),
+            "line 1",
+        ),
+        (
+            "remote.jsonld",
+            serde_json::json!({"@context": "https://example.com/ctx.jsonld", "@id": "urn:x:a"})
+                .to_string(),
+            "not fetched",
+        ),
+        (
+            "typed.jsonld",
+            serde_json::json!({
+                "@context": "https://w3id.org/iotcane/context.jsonld",
+                "id": "gw", "kind": "edgeNode", "name": "gw", "cpuCores": 4,
+                "southboundProtocols": ["ble"], "northboundProtocols": ["mqtt"]
+            })
+            .to_string(),
+            "/memoryMb: is required",
+        ),
+        (
+            "td.json",
+            serde_json::json!({
+                "@context": "https://www.w3.org/2022/wot/td/v1.1",
+                "id": "urn:dev:no-title",
+                "properties": {"temp": {"forms": [{"href": "mqtt://b/t"}]}}
+            })
+            .to_string(),
+            "/name: is required",
+        ),
+        (
+            "huge.ttl",
+            format!(
+                "@prefix ic: <https://w3id.org/iotcane/ontology#> .\n<urn:x:s> a ic:NetworkLink ; <https://schema.org/name> \"{}\" ; ic:fromEndpoint \"site:a\" ; ic:toEndpoint \"site:b\" ; ic:latencyMs 3 .\n",
+                "n".repeat(100_000)
+            ),
+            "/name: must be at most 200 characters",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let output = run(iotcane(dir.path()).args(["import", "--json"]).arg(&path));
+        assert_eq!(output.status.code(), Some(1), "{name}: {}", stdout(&output));
+        let report = summary(&output);
+        assert_eq!(report["accepted"], 0, "{name}");
+        let reasons = report["rejected"].to_string();
+        assert!(
+            reasons.contains(expected),
+            "{name}: expected {expected:?} in {reasons}"
+        );
+    }
+    // Nothing of any of them was stored.
+    assert_eq!(export(dir.path(), &["--format", "nquads"]), "");
+}
+
+#[test]
 fn a_new_data_directory_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("not/yet/there");
