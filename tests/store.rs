@@ -555,6 +555,27 @@ async fn restart_rebuilds_exactly_the_graph_from_snapshot_and_tail() {
 }
 
 #[tokio::test]
+async fn a_failed_snapshot_is_owed_and_taken_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backends().await.remove(0);
+    let store = open(dir.path(), &backend).await;
+    put(&store, &tenant("acme"), device_json("a", "a")).await;
+    // A file where the snapshot folder belongs makes the write fail.
+    std::fs::write(dir.path().join("snapshots"), "in the way").unwrap();
+    assert!(matches!(
+        store.snapshot().await,
+        Err(StoreError::Snapshot(_))
+    ));
+    std::fs::remove_file(dir.path().join("snapshots")).unwrap();
+    let file = store.snapshot().await.unwrap().expect("the owed snapshot");
+    assert_eq!(file.seq, store.applied_seq());
+    assert!(
+        store.snapshot().await.unwrap().is_none(),
+        "nothing new since"
+    );
+}
+
+#[tokio::test]
 async fn two_stores_on_one_journal_converge() {
     for backend in backends().await {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -106,16 +106,19 @@ impl App {
             if batch.is_empty() {
                 continue;
             }
-            let changes = batch
-                .iter()
-                .map(|(_, r)| Change::put(tenant.clone(), r.clone()))
-                .collect();
+            // The resources move into the write; the ids stay for the report.
+            let mut changes = Vec::with_capacity(batch.len());
+            let mut sent = Vec::with_capacity(batch.len());
+            for (origin, resource) in batch.drain(..) {
+                sent.push((origin, resource.id.clone()));
+                changes.push(Change::put(tenant.clone(), resource));
+            }
             let results = self.store.write(changes, &actor.name, actor.source).await?;
             let mut committed = Committed {
                 ids: Vec::with_capacity(batch.len()),
                 last_seq: 0,
             };
-            for ((origin, resource), result) in batch.iter().zip(results) {
+            for ((origin, id), result) in sent.iter().zip(results) {
                 match result {
                     Ok(written) => {
                         report.accepted += 1;
@@ -129,7 +132,7 @@ impl App {
                     Err(e) => report.rejected.push(Rejection {
                         input: input.to_owned(),
                         origin: origin.to_string(),
-                        id: Some(resource.id.to_string()),
+                        id: Some(id.to_string()),
                         reasons: vec![e.to_string()],
                     }),
                 }

@@ -330,20 +330,27 @@ impl KnowledgeStore {
             });
         }
         let _writer = self.inner.writer.lock().await;
-        let mut outcomes = self
+        let outcomes = self
             .inner
             .journal
             .append(&entries, actor, source, now_ms())
             .await?;
         // The accepted rows, with the resources in hand so the graph need not decode
         // their JSON again.
+        let targets: Vec<(Tenant, ResourceId)> = changes
+            .iter()
+            .map(|c| {
+                let (tenant, id) = c.target();
+                (tenant.clone(), id.clone())
+            })
+            .collect();
         let (accepted, known): (Vec<JournalEntry>, Vec<Option<Resource>>) = outcomes
-            .iter_mut()
-            .zip(&changes)
+            .iter()
+            .zip(changes)
             .filter_map(|(outcome, change)| {
                 let entry = outcome.as_ref().ok()?.clone();
                 let resource = match change {
-                    Change::Put { resource, .. } => Some(Resource::clone(resource)),
+                    Change::Put { resource, .. } => Some(*resource),
                     Change::Delete { .. } => None,
                 };
                 Some((entry, resource))
@@ -355,33 +362,30 @@ impl KnowledgeStore {
         }
         Ok(outcomes
             .into_iter()
-            .zip(&changes)
-            .map(|(outcome, change)| {
-                let (tenant, id) = change.target();
-                match outcome {
-                    Ok(entry) => Ok(Written {
-                        tenant: tenant.clone(),
+            .zip(&targets)
+            .map(|(outcome, (tenant, id))| match outcome {
+                Ok(entry) => Ok(Written {
+                    tenant: tenant.clone(),
+                    id: id.clone(),
+                    op: entry.op,
+                    version: entry.version,
+                    seq: entry.seq,
+                }),
+                Err(Refusal::NotFound) => Err(StoreError::NotFound {
+                    tenant: tenant.clone(),
+                    id: id.clone(),
+                }),
+                Err(Refusal::AlreadyExists { version }) => Err(StoreError::AlreadyExists {
+                    tenant: tenant.clone(),
+                    id: id.clone(),
+                    version,
+                }),
+                Err(Refusal::VersionMismatch { expected, actual }) => {
+                    Err(StoreError::VersionMismatch {
                         id: id.clone(),
-                        op: entry.op,
-                        version: entry.version,
-                        seq: entry.seq,
-                    }),
-                    Err(Refusal::NotFound) => Err(StoreError::NotFound {
-                        tenant: tenant.clone(),
-                        id: id.clone(),
-                    }),
-                    Err(Refusal::AlreadyExists { version }) => Err(StoreError::AlreadyExists {
-                        tenant: tenant.clone(),
-                        id: id.clone(),
-                        version,
-                    }),
-                    Err(Refusal::VersionMismatch { expected, actual }) => {
-                        Err(StoreError::VersionMismatch {
-                            id: id.clone(),
-                            expected,
-                            actual,
-                        })
-                    }
+                        expected,
+                        actual,
+                    })
                 }
             })
             .collect())
@@ -627,24 +631,33 @@ impl KnowledgeStore {
 
     /// Writes a snapshot now, if anything changed since the last one.
     pub async fn snapshot(&self) -> Result<Option<SnapshotFile>, StoreError> {
-        let (seq, quads) = {
+        let (seq, quads, covered) = {
             let _writer = self.inner.writer.lock().await;
-            if self.inner.changes_since_snapshot.load(Ordering::Relaxed) == 0 {
+            let covered = self.inner.changes_since_snapshot.swap(0, Ordering::Relaxed);
+            if covered == 0 {
                 return Ok(None);
             }
-            self.inner
-                .changes_since_snapshot
-                .store(0, Ordering::Relaxed);
             // The store's iterator reads a consistent version: taken under the writer
             // lock, it is exactly the state at `seq`.
-            (self.applied_seq(), self.inner.graph.store().iter())
+            (self.applied_seq(), self.inner.graph.store().iter(), covered)
         };
         let dir = self.inner.config.data_dir.join("snapshots");
         let journal_id = self.inner.journal_id.clone();
-        let file =
+        let written =
             tokio::task::spawn_blocking(move || snapshot::write(&dir, &journal_id, seq, quads))
                 .await
-                .map_err(|e| StoreError::Snapshot(e.to_string()))??;
+                .map_err(|e| StoreError::Snapshot(e.to_string()))
+                .and_then(|r| r);
+        let file = match written {
+            Ok(file) => file,
+            Err(e) => {
+                // Still owed: the next attempt must cover these changes too.
+                self.inner
+                    .changes_since_snapshot
+                    .fetch_add(covered, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         tracing::info!(seq, path = %file.path.display(), "snapshot written");
         Ok(Some(file))
     }
