@@ -9,7 +9,7 @@ use helpers::{backends, device_json, edge_json, export_lines, open, resource};
 use iotcane_model::vocab::{ic, schema};
 use iotcane_model::{Kind, ResourceId, Tenant};
 use iotcane_store::{
-    Change, ChangeSource, Cmp, Filter, Find, KnowledgeStore, Op, QueryOutput, StoreError,
+    Change, ChangeSource, Cmp, Filter, Find, Found, KnowledgeStore, Op, QueryOutput, StoreError,
 };
 use oxigraph::model::{Literal, Term};
 
@@ -434,45 +434,44 @@ async fn typed_queries_filter_by_kind_and_property_paths() {
     put(&store, &tenant("other"), edge_json("gw-9", 64)).await;
 
     let find = |kind, filters| Find {
-        tenant: t.clone(),
-        kind,
         filters,
-        after: None,
         limit: 100,
+        ..Find::new(t.clone(), kind)
     };
+    let ids = |found: Vec<Found>| found.into_iter().map(|f| f.id).collect::<Vec<_>>();
     let big = store
         .find(find(
             Some(Kind::EdgeNode),
-            vec![Filter {
-                path: vec![ic::CPU_CORES.into_owned()],
-                cmp: Cmp::Ge,
-                value: Literal::from(4).into(),
-            }],
+            vec![Filter::cmp(
+                vec![ic::CPU_CORES.into_owned()],
+                Cmp::Ge,
+                Literal::from(4),
+            )],
         ))
         .await
         .unwrap();
-    assert_eq!(big, [id("gw-2"), id("gw-3")]);
+    assert_eq!(ids(big), [id("gw-2"), id("gw-3")]);
     let online = store
         .find(find(
             Some(Kind::Device),
-            vec![Filter {
-                path: vec![ic::LIVE.into_owned(), ic::STATUS.into_owned()],
-                cmp: Cmp::Eq,
-                value: Literal::new_simple_literal("online").into(),
-            }],
+            vec![Filter::cmp(
+                vec![ic::LIVE.into_owned(), ic::STATUS.into_owned()],
+                Cmp::Eq,
+                Literal::new_simple_literal("online"),
+            )],
         ))
         .await
         .unwrap();
-    assert_eq!(online, [id("hr-on")]);
+    assert_eq!(ids(online), [id("hr-on")]);
     // A user value with SPARQL syntax in it is only ever a literal.
     let hostile = store
         .find(find(
             None,
-            vec![Filter {
-                path: vec![schema::NAME.into_owned()],
-                cmp: Cmp::StartsWith,
-                value: Literal::new_simple_literal("\") } } SELECT * WHERE { ?s ?p ?o } #").into(),
-            }],
+            vec![Filter::cmp(
+                vec![schema::NAME.into_owned()],
+                Cmp::StartsWith,
+                Literal::new_simple_literal("\") } } SELECT * WHERE { ?s ?p ?o } #"),
+            )],
         ))
         .await
         .unwrap();
@@ -480,11 +479,11 @@ async fn typed_queries_filter_by_kind_and_property_paths() {
     let prefix = store
         .find(find(
             None,
-            vec![Filter {
-                path: vec![schema::NAME.into_owned()],
-                cmp: Cmp::StartsWith,
-                value: Literal::new_simple_literal("gateway gw-").into(),
-            }],
+            vec![Filter::cmp(
+                vec![schema::NAME.into_owned()],
+                Cmp::StartsWith,
+                Literal::new_simple_literal("gateway gw-"),
+            )],
         ))
         .await
         .unwrap();

@@ -9,6 +9,7 @@
 //! The mapping between the native JSON keys and RDF terms is documented in
 //! `schema/VOCABULARY.md`; `schema/shapes.ttl` states the same constraints as SHACL.
 
+pub mod fields;
 pub mod formats;
 pub mod ids;
 mod native;

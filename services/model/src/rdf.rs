@@ -1072,6 +1072,11 @@ impl<'g> Reader<'g> {
     }
 }
 
+/// Whether a literal has a numeric XSD datatype.
+pub fn is_numeric_literal(literal: oxrdf::LiteralRef<'_>) -> bool {
+    is_numeric(literal.datatype())
+}
+
 fn is_numeric(datatype: NamedNodeRef<'_>) -> bool {
     [
         xsd::DOUBLE,

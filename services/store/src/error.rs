@@ -32,6 +32,8 @@ pub enum StoreError {
     QueryTimeout(u64),
     #[error("the query returned more than the {0} results allowed; add a LIMIT")]
     ResultLimit(usize),
+    #[error("the update is refused: {0}")]
+    UpdateRefused(String),
     #[error("SERVICE calls to other endpoints are refused")]
     ServiceRefused,
     #[error("data directory: {0}")]

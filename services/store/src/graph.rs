@@ -176,6 +176,40 @@ impl Graph {
             .collect())
     }
 
+    /// The ids and kinds of a tenant's resources of any of `kinds`, in id order.
+    pub fn list_kinds(
+        &self,
+        tenant: &Tenant,
+        kinds: &[Kind],
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<(ResourceId, Kind)>, StoreError> {
+        let index = self.index.read().map_err(|_| poisoned())?;
+        let Some(resources) = index.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let range = match after {
+            Some(after) => resources.range::<ResourceId, _>((
+                std::ops::Bound::Excluded(after),
+                std::ops::Bound::Unbounded,
+            )),
+            None => resources.range::<ResourceId, _>(..),
+        };
+        Ok(range
+            .filter(|(_, k)| kinds.contains(k))
+            .take(limit)
+            .map(|(id, k)| (id.clone(), *k))
+            .collect())
+    }
+
+    /// How many resources of any of `kinds` a tenant has.
+    pub fn count_kinds(&self, tenant: &Tenant, kinds: &[Kind]) -> Result<usize, StoreError> {
+        let index = self.index.read().map_err(|_| poisoned())?;
+        Ok(index.get(tenant).map_or(0, |resources| {
+            resources.values().filter(|k| kinds.contains(k)).count()
+        }))
+    }
+
     /// How many resources a tenant has (of one kind, or all).
     pub fn count(&self, tenant: &Tenant, kind: Option<Kind>) -> Result<usize, StoreError> {
         let index = self.index.read().map_err(|_| poisoned())?;

@@ -11,8 +11,10 @@
 mod error;
 mod graph;
 mod journal;
+mod keys;
 mod query;
 mod snapshot;
+mod update;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 pub use error::StoreError;
 pub use graph::{Meta, decode_body, format_time_ms, parse_time_ms};
 pub use journal::{JournalEntry, SqliteDurability};
-pub use query::{Cmp, Filter, Find, QueryOutput, Scope};
+pub use keys::KeyRecord;
+pub use query::{
+    After, Cmp, Condition, Filter, Find, Found, Near, Order, QueryOutput, Scope, SortKey,
+};
 pub use snapshot::SnapshotFile;
 
 use graph::Graph;
@@ -553,8 +558,24 @@ impl KnowledgeStore {
         .await
     }
 
+    /// Plans a SPARQL update over one tenant's graphs: the changes it would make, each
+    /// at the version the resource had when the update ran. Nothing is written.
+    pub async fn plan_update(
+        &self,
+        tenant: &Tenant,
+        update: &str,
+    ) -> Result<Vec<Change>, StoreError> {
+        let graphs = self.inner.graph.tenant_graphs(tenant)?;
+        let tenant = tenant.clone();
+        let update = update.to_owned();
+        self.query_blocking(move |store, token| {
+            update::plan_update(store, &tenant, &graphs, &update, token)
+        })
+        .await
+    }
+
     /// Runs a typed query.
-    pub async fn find(&self, find: Find) -> Result<Vec<ResourceId>, StoreError> {
+    pub async fn find(&self, find: Find) -> Result<Vec<Found>, StoreError> {
         let graphs = self.inner.graph.tenant_graphs(&find.tenant)?;
         self.query_blocking(move |store, token| query::run_find(store, graphs, &find, token))
             .await
@@ -690,6 +711,59 @@ impl KnowledgeStore {
         if let Err(e) = self.snapshot().await {
             tracing::error!(error = %e, "final snapshot failed");
         }
+    }
+
+    /// Journal rows after `seq`, in order, at most `limit` (for event-stream resume).
+    pub async fn changes_after(
+        &self,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal.tail(seq, limit).await
+    }
+
+    /// A tenant's resources of any of `kinds`, in id order, after a cursor.
+    pub fn list_kinds(
+        &self,
+        tenant: &Tenant,
+        kinds: &[Kind],
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<(ResourceId, Kind)>, StoreError> {
+        self.inner.graph.list_kinds(tenant, kinds, after, limit)
+    }
+
+    /// How many resources of any of `kinds` a tenant has.
+    pub fn count_kinds(&self, tenant: &Tenant, kinds: &[Kind]) -> Result<usize, StoreError> {
+        self.inner.graph.count_kinds(tenant, kinds)
+    }
+
+    /// Stores a new API key record.
+    pub async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.journal.insert_key(key).await
+    }
+
+    /// The key with this public id, revoked or not.
+    pub async fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.journal.key(key_id).await
+    }
+
+    /// One tenant's keys (all tenants' when `None`), revoked ones included.
+    pub async fn keys(&self, tenant: Option<&Tenant>) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.journal.keys(tenant.map(Tenant::as_str)).await
+    }
+
+    /// Revokes one of a tenant's keys; false when it has no such live key.
+    pub async fn revoke_key(&self, tenant: &Tenant, key_id: &str) -> Result<bool, StoreError> {
+        self.inner
+            .journal
+            .revoke_key(tenant.as_str(), key_id, now_ms())
+            .await
+    }
+
+    /// How many keys exist, revoked ones included.
+    pub async fn key_count(&self) -> Result<i64, StoreError> {
+        self.inner.journal.key_count().await
     }
 
     /// Checks that the journal answers.

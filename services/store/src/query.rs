@@ -94,7 +94,7 @@ pub(crate) fn run_sparql(
 
 /// Whether the algebra (as S-expression) has a service pattern. Outside string literals the
 /// S-expression spells `(service ` only for one; IRIs and variables cannot hold a space.
-fn uses_service(sse: &str) -> bool {
+pub(crate) fn uses_service(sse: &str) -> bool {
     let mut outside = String::with_capacity(sse.len());
     let mut in_string = false;
     let mut escaped = false;
@@ -182,23 +182,136 @@ impl Cmp {
     }
 }
 
-/// "The value reached from a resource by `path` compares so to `value`."
+/// What a filtered value must satisfy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// Compare with one value.
+    Cmp(Cmp, Term),
+    /// Equal to one of these values.
+    OneOf(Vec<Term>),
+}
+
+/// "The value reached from a resource by `path` satisfies `condition`."
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     /// One or more predicates, followed from the resource (e.g. live context, then status).
     pub path: Vec<NamedNode>,
-    pub cmp: Cmp,
-    pub value: Term,
+    pub condition: Condition,
 }
 
-/// A typed query: one tenant's resources of a kind that pass every filter, in id order.
+impl Filter {
+    /// A comparison filter.
+    pub fn cmp(path: Vec<NamedNode>, cmp: Cmp, value: impl Into<Term>) -> Self {
+        Self {
+            path,
+            condition: Condition::Cmp(cmp, value.into()),
+        }
+    }
+}
+
+/// A circle on the map: resources whose `geo:location` lies within it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Near {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+}
+
+/// The order of a typed query's results; ties are broken by id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    Id,
+    /// By the value at a predicate path; resources without one come last.
+    Field {
+        path: Vec<NamedNode>,
+        descending: bool,
+    },
+    /// Nearest first (needs [`Find::near`]).
+    Distance,
+}
+
+/// The sort key of one result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+impl SortKey {
+    fn of(term: Option<&Term>) -> SortKey {
+        match term {
+            Some(Term::Literal(l)) => {
+                if iotcane_model::rdf::is_numeric_literal(l.as_ref()) {
+                    l.value()
+                        .parse()
+                        .map_or_else(|_| SortKey::Text(l.value().to_owned()), SortKey::Number)
+                } else {
+                    SortKey::Text(l.value().to_owned())
+                }
+            }
+            Some(Term::NamedNode(n)) => SortKey::Text(n.as_str().to_owned()),
+            Some(other) => SortKey::Text(other.to_string()),
+            None => SortKey::Missing,
+        }
+    }
+
+    /// Ascending order: numbers, then texts, then missing values.
+    fn compare(&self, other: &SortKey) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
+            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
+            (SortKey::Missing, SortKey::Missing) => Ordering::Equal,
+            (SortKey::Number(_), _) | (SortKey::Text(_), SortKey::Missing) => Ordering::Less,
+            _ => Ordering::Greater,
+        }
+    }
+}
+
+/// Where the previous page ended: the last result's sort key and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct After {
+    pub key: SortKey,
+    pub id: ResourceId,
+}
+
+/// A typed query: one tenant's resources of a kind that pass every filter, in a stable
+/// order, after a cursor.
 #[derive(Debug, Clone)]
 pub struct Find {
     pub tenant: Tenant,
     pub kind: Option<Kind>,
     pub filters: Vec<Filter>,
-    pub after: Option<ResourceId>,
+    pub near: Option<Near>,
+    pub order: Order,
+    pub after: Option<After>,
     pub limit: usize,
+}
+
+impl Find {
+    /// Every resource of `kind` in `tenant`, in id order.
+    pub fn new(tenant: Tenant, kind: Option<Kind>) -> Self {
+        Self {
+            tenant,
+            kind,
+            filters: Vec::new(),
+            near: None,
+            order: Order::Id,
+            after: None,
+            limit: usize::MAX,
+        }
+    }
+}
+
+/// One result of a [`Find`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub id: ResourceId,
+    /// The value the results are ordered by (`Missing` in id order).
+    pub key: SortKey,
+    /// Metres from the [`Find::near`] point.
+    pub distance_m: Option<f64>,
 }
 
 /// Builds the SPARQL of a [`Find`] from fixed fragments, with every user value bound to a
@@ -206,6 +319,7 @@ pub struct Find {
 pub(crate) fn find_query(find: &Find) -> (String, Vec<(Variable, Term)>) {
     let mut text = String::new();
     let mut bindings = Vec::new();
+    let mut extra = Vec::new();
     if let Some(kind) = find.kind {
         text.push_str("?s a ?class . ");
         bindings.push((var("class"), class_of(kind).into_owned().into()));
@@ -213,29 +327,67 @@ pub(crate) fn find_query(find: &Find) -> (String, Vec<(Variable, Term)>) {
         text.push_str("?s <http://purl.org/dc/terms/identifier> ?id . ");
     }
     for (i, filter) in find.filters.iter().enumerate() {
-        let mut subject = "?s".to_owned();
-        for (j, predicate) in filter.path.iter().enumerate() {
-            let object = if j + 1 == filter.path.len() {
-                format!("?o{i}")
-            } else {
-                format!("?n{i}_{j}")
-            };
-            text.push_str(&format!("{subject} ?p{i}_{j} {object} . "));
-            bindings.push((var(&format!("p{i}_{j}")), predicate.clone().into()));
-            subject = object;
+        let object = path_pattern(&mut text, &mut bindings, &format!("f{i}"), &filter.path);
+        match &filter.condition {
+            Condition::Cmp(cmp, value) => {
+                text.push_str(&cmp.sparql(&object, &format!("?v{i}")));
+                bindings.push((var(&format!("v{i}")), value.clone()));
+            }
+            Condition::OneOf(values) => {
+                let names: Vec<String> = (0..values.len()).map(|j| format!("?v{i}_{j}")).collect();
+                text.push_str(&format!("FILTER({object} IN ({}))", names.join(", ")));
+                for (j, value) in values.iter().enumerate() {
+                    bindings.push((var(&format!("v{i}_{j}")), value.clone()));
+                }
+            }
         }
-        text.push_str(&filter.cmp.sparql(&format!("?o{i}"), &format!("?v{i}")));
         text.push(' ');
-        bindings.push((var(&format!("v{i}")), filter.value.clone()));
+    }
+    if let Order::Field { path, .. } = &find.order {
+        let mut optional = String::new();
+        let key = path_pattern(&mut optional, &mut bindings, "k", path);
+        text.push_str(&format!("OPTIONAL {{ {optional} }} "));
+        extra.push(key);
+    }
+    if find.near.is_some() {
+        text.push_str(
+            "?s <http://www.w3.org/2003/01/geo/wgs84_pos#location> ?loc . \
+             ?loc <http://www.w3.org/2003/01/geo/wgs84_pos#lat> ?lat . \
+             ?loc <http://www.w3.org/2003/01/geo/wgs84_pos#long> ?lon . ",
+        );
+        extra.extend(["?lat".to_owned(), "?lon".to_owned()]);
     }
     text.push_str("} }");
     // Oxigraph substitutes only projected variables, so every bound one is projected.
-    let projection: Vec<String> = bindings.iter().map(|(v, _)| v.to_string()).collect();
+    let mut projection: Vec<String> = bindings.iter().map(|(v, _)| v.to_string()).collect();
+    projection.extend(extra);
     let text = format!(
         "SELECT DISTINCT ?s {} WHERE {{ GRAPH ?g {{ {text}",
         projection.join(" ")
     );
     (text, bindings)
+}
+
+/// Appends the triple patterns that follow `path` from `?s`, with each predicate bound to
+/// a variable; returns the variable of the value reached.
+fn path_pattern(
+    text: &mut String,
+    bindings: &mut Vec<(Variable, Term)>,
+    name: &str,
+    path: &[NamedNode],
+) -> String {
+    let mut subject = "?s".to_owned();
+    for (j, predicate) in path.iter().enumerate() {
+        let object = if j + 1 == path.len() {
+            format!("?o{name}")
+        } else {
+            format!("?n{name}_{j}")
+        };
+        text.push_str(&format!("{subject} ?p{name}_{j} {object} . "));
+        bindings.push((var(&format!("p{name}_{j}")), predicate.clone().into()));
+        subject = object;
+    }
+    subject
 }
 
 fn var(name: &str) -> Variable {
@@ -248,7 +400,7 @@ pub(crate) fn run_find(
     graphs: Vec<NamedNode>,
     find: &Find,
     cancel: CancellationToken,
-) -> Result<Vec<ResourceId>, StoreError> {
+) -> Result<Vec<Found>, StoreError> {
     let (text, bindings) = find_query(find);
     let mut prepared = SparqlEvaluator::new()
         .with_cancellation_token(cancel)
@@ -267,22 +419,91 @@ pub(crate) fn run_find(
     else {
         return Err(StoreError::QueryEvaluation("expected solutions".to_owned()));
     };
-    let mut ids = Vec::new();
+    let descending = matches!(
+        find.order,
+        Order::Field {
+            descending: true,
+            ..
+        }
+    );
+    let mut found: std::collections::HashMap<ResourceId, Found> = std::collections::HashMap::new();
     for solution in solutions {
         let solution = solution.map_err(evaluation_error)?;
-        if let Some(Term::NamedNode(s)) = solution.get("s")
-            && let Ok(id) = ResourceId::from_iri(s.as_str())
-        {
-            ids.push(id);
+        let Some(Term::NamedNode(s)) = solution.get("s") else {
+            continue;
+        };
+        let Ok(id) = ResourceId::from_iri(s.as_str()) else {
+            continue;
+        };
+        let distance_m = match find.near {
+            Some(near) => {
+                let coordinate = |name: &str| match solution.get(name) {
+                    Some(Term::Literal(l)) => l.value().parse::<f64>().ok(),
+                    _ => None,
+                };
+                let (Some(lat), Some(lon)) = (coordinate("lat"), coordinate("lon")) else {
+                    continue;
+                };
+                let d = haversine_m(near.lat, near.lon, lat, lon);
+                if d > near.radius_m {
+                    continue;
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let key = match find.order {
+            Order::Id => SortKey::Missing,
+            Order::Field { .. } => SortKey::of(solution.get("ok")),
+            Order::Distance => distance_m.map_or(SortKey::Missing, SortKey::Number),
+        };
+        let candidate = Found {
+            id: id.clone(),
+            key,
+            distance_m,
+        };
+        // A multi-valued sort field sorts by its first value in the chosen direction.
+        match found.entry(id) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(candidate);
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let better = candidate.key.compare(&o.get().key);
+                let better = if descending { better.reverse() } else { better };
+                if better.is_lt() {
+                    o.insert(candidate);
+                }
+            }
         }
     }
-    ids.sort();
-    ids.dedup();
+    let order = |a: &SortKey, a_id: &ResourceId, b: &SortKey, b_id: &ResourceId| {
+        let by_key = match (a, b) {
+            // Missing values come last in either direction.
+            (SortKey::Missing, SortKey::Missing) => std::cmp::Ordering::Equal,
+            (SortKey::Missing, _) => std::cmp::Ordering::Greater,
+            (_, SortKey::Missing) => std::cmp::Ordering::Less,
+            _ if descending => b.compare(a),
+            _ => a.compare(b),
+        };
+        by_key.then_with(|| a_id.cmp(b_id))
+    };
+    let mut results: Vec<Found> = found.into_values().collect();
+    results.sort_by(|a, b| order(&a.key, &a.id, &b.key, &b.id));
     if let Some(after) = &find.after {
-        ids.retain(|id| id > after);
+        results.retain(|f| order(&f.key, &f.id, &after.key, &after.id).is_gt());
     }
-    ids.truncate(find.limit);
-    Ok(ids)
+    results.truncate(find.limit);
+    Ok(results)
+}
+
+/// Great-circle distance in metres.
+fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    const EARTH_RADIUS_M: f64 = 6_371_008.8;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * a.sqrt().asin()
 }
 
 /// A timer that cancels a query when its time is up.
@@ -294,4 +515,37 @@ pub(crate) fn deadline(timeout: Duration) -> (CancellationToken, tokio::task::Jo
         cancel.cancel();
     });
     (token, timer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_matches_a_known_distance() {
+        // Berlin to Paris is about 878 km.
+        let d = haversine_m(52.5200, 13.4050, 48.8566, 2.3522);
+        assert!((d - 878_000.0).abs() < 5_000.0, "{d}");
+    }
+
+    #[test]
+    fn sort_keys_put_numbers_before_texts_before_missing() {
+        let keys = [
+            SortKey::Missing,
+            SortKey::Text("a".into()),
+            SortKey::Number(2.0),
+            SortKey::Number(-1.0),
+        ];
+        let mut sorted = keys.to_vec();
+        sorted.sort_by(SortKey::compare);
+        assert_eq!(
+            sorted,
+            [
+                SortKey::Number(-1.0),
+                SortKey::Number(2.0),
+                SortKey::Text("a".into()),
+                SortKey::Missing
+            ]
+        );
+    }
 }
