@@ -5,9 +5,16 @@
 //! model values already read by `iotcane_model::formats`, are validated there, and reach
 //! the journal in batches.
 
+pub mod directory;
+pub mod keys;
+
 use iotcane_model::formats::{Item, Origin};
 use iotcane_model::{Resource, ResourceId, Tenant, Violations};
-use iotcane_store::{Change, ChangeSource, KnowledgeStore, StoreError, Stored, Written};
+use iotcane_store::{
+    Change, ChangeSource, JournalEntry, KnowledgeStore, StoreError, Stored, Written,
+};
+
+pub use keys::{KeyError, Keys, Principal, Role};
 
 pub use iotcane_store as store;
 
@@ -59,15 +66,121 @@ pub struct Committed {
 #[derive(Debug, Clone)]
 pub struct App {
     store: KnowledgeStore,
+    keys: Keys,
+}
+
+/// One version of a resource, from the journal.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub entry: JournalEntry,
+    /// The description at this version; `None` for a delete.
+    pub resource: Option<Resource>,
 }
 
 impl App {
     pub fn new(store: KnowledgeStore) -> Self {
-        Self { store }
+        Self {
+            keys: Keys::new(store.clone()),
+            store,
+        }
     }
 
     pub fn store(&self) -> &KnowledgeStore {
         &self.store
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Writes many resources in one journal transaction; one result per resource, in order.
+    pub async fn put_many(
+        &self,
+        tenant: &Tenant,
+        resources: Vec<Resource>,
+        actor: &Actor,
+    ) -> Result<Vec<Result<Written, StoreError>>, AppError> {
+        let changes = resources
+            .into_iter()
+            .map(|r| Change::put(tenant.clone(), r))
+            .collect();
+        Ok(self.store.write(changes, &actor.name, actor.source).await?)
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) to a resource's native JSON. The result is
+    /// validated as a whole and written only if the resource is still at the version the
+    /// patch was applied to.
+    pub async fn patch(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+        patch: &serde_json::Value,
+        expected_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Written, AppError> {
+        let current = self.get(tenant, id)?.ok_or_else(|| StoreError::NotFound {
+            tenant: tenant.clone(),
+            id: id.clone(),
+        })?;
+        if let Some(expected) = expected_version
+            && expected != current.meta.version
+        {
+            return Err(StoreError::VersionMismatch {
+                id: id.clone(),
+                expected,
+                actual: current.meta.version,
+            }
+            .into());
+        }
+        let mut json = current.resource.to_json();
+        json_patch::merge(&mut json, patch);
+        if json.get("id").and_then(serde_json::Value::as_str) != Some(id.as_str()) {
+            return Err(Violations::one("/id", "cannot be changed by a patch").into());
+        }
+        if json.get("kind") != current.resource.to_json().get("kind") {
+            return Err(Violations::one("/kind", "cannot be changed by a patch").into());
+        }
+        let resource = Resource::from_json(json)?;
+        self.put(tenant, resource, Some(current.meta.version), actor)
+            .await
+    }
+
+    /// Runs a SPARQL update through the journal: the resources it changes are written as
+    /// one batch, each only if nobody changed it meanwhile. Returns the writes.
+    pub async fn sparql_update(
+        &self,
+        tenant: &Tenant,
+        update: &str,
+        actor: &Actor,
+    ) -> Result<Vec<Written>, AppError> {
+        let changes = self.store.plan_update(tenant, update).await?;
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = self.store.write(changes, &actor.name, actor.source).await?;
+        results
+            .into_iter()
+            .map(|r| r.map_err(AppError::from))
+            .collect()
+    }
+
+    /// Every version of a resource, oldest first.
+    pub async fn history(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<Vec<Version>, AppError> {
+        let entries = self.store.history(tenant, id).await?;
+        entries
+            .into_iter()
+            .map(|entry| {
+                let resource = match &entry.body {
+                    Some(body) => Some(iotcane_store::decode_body(entry.seq, body)?),
+                    None => None,
+                };
+                Ok(Version { entry, resource })
+            })
+            .collect()
     }
 
     /// Imports read items into a tenant, `batch_size` per journal transaction. Invalid
