@@ -25,6 +25,12 @@ pub struct Cli {
     /// Log format. [IOTCANE_LOG_FORMAT]
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// HTTP listen address (default 127.0.0.1:8080). [IOTCANE_HTTP_ADDR]
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub http_addr: Option<String>,
+    /// Switch API keys off: every request acts as an admin of the local tenant. For local use only. [IOTCANE_AUTH=false]
+    #[arg(long, global = true)]
+    pub no_auth: bool,
     /// Log filter, e.g. info or iotcane_store=debug. [IOTCANE_LOG_LEVEL]
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -51,6 +57,39 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the effective configuration, secrets hidden.
     Config,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        /// Tenant the key belongs to.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// read, write or admin.
+        #[arg(long, default_value = "read")]
+        role: String,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (of one tenant, or all), without secrets.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Export(args) => commands::export::run(&settings, args).await,
             Command::Check(args) => commands::check::run(args),
             Command::Config => commands::config::run(&settings),
+            Command::Keys(command) => commands::keys::run(&settings, command).await,
         }
     });
     match result {

@@ -27,6 +27,25 @@ pub struct Settings {
     pub tail_interval_ms: u64,
     pub query_timeout_ms: u64,
     pub query_result_limit: usize,
+    /// Where the HTTP gateway listens.
+    pub http_addr: String,
+    /// `false` switches API keys off (local use only; every request acts as an admin of
+    /// `local_tenant`, and `serve` warns on every start).
+    pub auth: bool,
+    /// The tenant requests act for when `auth` is off, and the first admin key's tenant.
+    pub local_tenant: String,
+    /// An admin key (`ick_<id>_<secret>`) to create on start if it does not exist, for
+    /// deployments that provision keys; without it, a new installation prints one.
+    pub bootstrap_admin_key: Option<String>,
+    /// Largest accepted request body, bytes.
+    pub http_body_limit: usize,
+    pub http_request_timeout_ms: u64,
+    /// Browser origins allowed by CORS (`["*"]` for any); empty: none.
+    pub cors_origins: Vec<String>,
+    /// How often expired Thing Descriptions are removed, seconds.
+    pub td_expiry_interval_secs: u64,
+    /// The largest page a list returns.
+    pub max_page: usize,
 }
 
 impl Default for Settings {
@@ -43,6 +62,15 @@ impl Default for Settings {
             tail_interval_ms: 500,
             query_timeout_ms: 10_000,
             query_result_limit: 100_000,
+            http_addr: "127.0.0.1:8080".to_owned(),
+            auth: true,
+            local_tenant: "default".to_owned(),
+            bootstrap_admin_key: None,
+            http_body_limit: 1024 * 1024,
+            http_request_timeout_ms: 30_000,
+            cors_origins: Vec::new(),
+            td_expiry_interval_secs: 10,
+            max_page: 1000,
         }
     }
 }
@@ -58,6 +86,10 @@ struct Flags {
     log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<bool>,
 }
 
 impl Settings {
@@ -74,6 +106,8 @@ impl Settings {
                 database_url: cli.database_url.clone(),
                 log_format: cli.log_format,
                 log_level: cli.log_level.clone(),
+                http_addr: cli.http_addr.clone(),
+                auth: cli.no_auth.then_some(false),
             }));
         figment.extract().map_err(Box::new)
     }
@@ -83,6 +117,22 @@ impl Settings {
         self.database_url
             .clone()
             .unwrap_or_else(|| self.data_dir.join("iotcane.db").display().to_string())
+    }
+
+    /// The HTTP gateway's settings.
+    pub fn http_config(&self) -> Result<iotcane_http::HttpConfig, String> {
+        let tenant = self
+            .local_tenant
+            .parse()
+            .map_err(|e| format!("local_tenant: {e}"))?;
+        let mut config = iotcane_http::HttpConfig::new(tenant);
+        config.auth = self.auth;
+        config.body_limit = self.http_body_limit;
+        config.request_timeout = Duration::from_millis(self.http_request_timeout_ms);
+        config.cors_origins = self.cors_origins.clone();
+        config.expiry_interval = Duration::from_secs(self.td_expiry_interval_secs.max(1));
+        config.max_page = self.max_page.max(1);
+        Ok(config)
     }
 
     pub fn store_config(&self) -> StoreConfig {
@@ -102,6 +152,9 @@ impl Settings {
     pub fn redacted(&self) -> Settings {
         let mut shown = self.clone();
         shown.database_url = Some(redact_url(&self.database_url()));
+        if shown.bootstrap_admin_key.is_some() {
+            shown.bootstrap_admin_key = Some("***".to_owned());
+        }
         shown
     }
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod config;
 pub mod export;
 pub mod import;
+pub mod keys;
 pub mod serve;
 
 use std::path::Path;

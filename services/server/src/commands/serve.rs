@@ -1,34 +1,99 @@
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow};
+use iotcane_app::{App, Role};
+use iotcane_http::HttpServer;
 use iotcane_store::{KnowledgeStore, redact_url};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
 
-/// Opens the store, keeps it current (journal tail, snapshots) until SIGINT or SIGTERM,
-/// then finishes in-flight work, writes a last snapshot and closes the journal.
+/// Opens the store, serves HTTP and keeps the graph current (journal tail, snapshots)
+/// until SIGINT or SIGTERM; then finishes in-flight requests, writes a last snapshot and
+/// closes the journal.
 pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let http_config = settings.http_config().map_err(|e| anyhow!(e))?;
+    // Bind before the (possibly long) graph load, so a taken port fails fast.
+    let listener = tokio::net::TcpListener::bind(&settings.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; choose another address with --http-addr or IOTCANE_HTTP_ADDR",
+                settings.http_addr
+            )
+        })?;
     let store = KnowledgeStore::open(settings.store_config()).await?;
+    let app = App::new(store.clone());
+    if http_config.auth {
+        bootstrap_admin_key(&app, settings, &http_config.local_tenant).await?;
+    } else {
+        tracing::warn!(
+            tenant = %http_config.local_tenant,
+            "API keys are OFF: anyone who reaches {} is an admin of tenant {}. Use this only on your own machine.",
+            settings.http_addr,
+            http_config.local_tenant
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let server = HttpServer::new(listener, app, http_config, shutdown.clone());
+    let addr = server.local_addr()?;
     tracing::info!(
+        http = %addr,
         data_dir = %settings.data_dir.display(),
         journal = %redact_url(&settings.database_url()),
         dialect = store.dialect(),
-        resources_seq = store.applied_seq(),
+        seq = store.applied_seq(),
         "iotcane is serving; stop with Ctrl-C or SIGTERM"
     );
-    let shutdown = CancellationToken::new();
     let background = tokio::spawn({
         let store = store.clone();
         let shutdown = shutdown.clone();
         async move { store.run_background(shutdown).await }
     });
-    wait_for_signal().await?;
+    let mut http = tokio::spawn(server.run());
+    // The server only ends on its own when it fails.
+    let ended_early = tokio::select! {
+        signal = wait_for_signal() => { signal?; None }
+        served = &mut http => Some(served),
+    };
     tracing::info!("shutting down");
     shutdown.cancel();
+    let served = match ended_early {
+        Some(served) => served,
+        None => http.await,
+    };
     background.await?;
+    served?.context("HTTP server")?;
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a new installation (no key at all), creates the first admin key: the configured
+/// one, or a fresh one printed once on standard error (never logged).
+async fn bootstrap_admin_key(
+    app: &App,
+    settings: &Settings,
+    tenant: &iotcane_model::Tenant,
+) -> anyhow::Result<()> {
+    let keys = app.keys();
+    if let Some(token) = &settings.bootstrap_admin_key {
+        let info = keys
+            .ensure(tenant, Role::Admin, "bootstrap admin", token)
+            .await
+            .context("bootstrap_admin_key must read ick_<hex id>_<hex secret>")?;
+        tracing::info!(key_id = %info.key_id, tenant = %info.tenant, "bootstrap admin key present");
+        return Ok(());
+    }
+    if keys.none_yet().await? {
+        let key = keys.create(tenant, Role::Admin, "first admin").await?;
+        eprintln!(
+            "\nNo API key existed, so an admin key for tenant `{}` was created. It is shown only now:\n\n    {}\n\nSend it as `Authorization: Bearer <key>`. Make more with `iotcane keys create`.\n",
+            tenant, key.token
+        );
+        tracing::info!(key_id = %key.info.key_id, tenant = %tenant, "first admin key created");
+    }
+    Ok(())
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

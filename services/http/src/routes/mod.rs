@@ -1,0 +1,8 @@
+//! The route modules; each owns its `router()`.
+
+pub mod events;
+pub mod keys;
+pub mod ops;
+pub mod resources;
+pub mod sparql;
+pub mod things;
