@@ -65,6 +65,8 @@ pub enum ApiError {
     #[error("SERVICE calls to other endpoints are refused")]
     ServiceRefused,
     #[error("{0}")]
+    UpdateRefused(String),
+    #[error("{0}")]
     QueryTimeout(String),
     #[error("{0}")]
     ResultLimit(String),
@@ -133,6 +135,7 @@ impl ApiError {
                 "sparql-service-refused",
                 "SERVICE refused",
             ),
+            UpdateRefused(_) => (StatusCode::BAD_REQUEST, "update-refused", "Update refused"),
             QueryTimeout(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "query-timeout",
@@ -256,6 +259,7 @@ impl From<StoreError> for ApiError {
             StoreError::QueryTimeout(_) => ApiError::QueryTimeout(e.to_string()),
             StoreError::ResultLimit(_) => ApiError::ResultLimit(e.to_string()),
             StoreError::ServiceRefused => ApiError::ServiceRefused,
+            StoreError::UpdateRefused(_) => ApiError::UpdateRefused(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

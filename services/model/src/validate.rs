@@ -220,7 +220,10 @@ fn property_names(c: &mut Checker, key: &str, names: &BTreeSet<String>) {
 }
 
 fn device(c: &mut Checker, d: &Device) {
-    if d.observes.is_empty() && d.actuates.is_empty() {
+    // A device registered with a Thing Description may describe no affordance or protocol
+    // yet (a minimal TD is valid); it is kept, but cannot be bound in a configuration.
+    let described_by_td = d.placement.td.is_some();
+    if d.observes.is_empty() && d.actuates.is_empty() && !described_by_td {
         c.fail(
             "/observes",
             "a device must observe or actuate at least one property (observes or actuates)",
@@ -230,7 +233,7 @@ fn device(c: &mut Checker, d: &Device) {
     property_names(c, "actuates", &d.actuates);
     c.opt_text("/manufacturer", d.manufacturer.as_ref(), MAX_TEXT);
     c.opt_text("/model", d.model.as_ref(), MAX_TEXT);
-    if d.protocols.is_empty() {
+    if d.protocols.is_empty() && !described_by_td {
         c.fail("/protocols", "must name at least one protocol");
     }
     c.opt_range("/samplingRateHz", d.sampling_rate_hz, Excl(0.0), Incl(1e9));
@@ -254,10 +257,11 @@ fn edge_node(c: &mut Checker, e: &EdgeNode) {
     }
     c.opt_range("/storageGb", e.storage_gb, Incl(0.0), Bound::None);
     c.opt_text("/accelerator", e.accelerator.as_ref(), MAX_TEXT);
-    if e.southbound_protocols.is_empty() {
+    let described_by_td = e.placement.td.is_some();
+    if e.southbound_protocols.is_empty() && !described_by_td {
         c.fail("/southboundProtocols", "must name at least one protocol");
     }
-    if e.northbound_protocols.is_empty() {
+    if e.northbound_protocols.is_empty() && !described_by_td {
         c.fail("/northboundProtocols", "must name at least one protocol");
     }
     c.opt_range(

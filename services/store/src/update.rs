@@ -120,6 +120,11 @@ fn change_for(
         .next()
         .is_some();
     if !typed {
+        if expected_version == Some(0) {
+            return Err(StoreError::UpdateRefused(format!(
+                "the update writes into the graph of {id}, but describes no resource {id} there (it needs an rdf:type of a kind)"
+            )));
+        }
         return Ok(Change::Delete {
             tenant: tenant.clone(),
             id: id.clone(),

@@ -12,12 +12,16 @@ const ICS: &str = "https://w3id.org/iotcane/shapes#";
 /// Node-level results (a node shape's own constraint: no `sh:resultPath`) and the JSON key
 /// each stands for. SHACL reports these on the focus node; the Rust validator reports them
 /// on the key the shape's `sh:message` names. Every entry is a shape of `schema/shapes.ttl`:
-///   * the two `sh:or` shapes: "one of observes/actuates non-empty" is reported by the Rust
-///     validator at `/observes`, "currency when price is present" at `/currency`;
+///   * the `sh:or` shapes: "one of observes/actuates non-empty" is reported by the Rust
+///     validator at `/observes`, "currency when price is present" at `/currency`, and
+///     "protocols unless a TD describes it" at the protocol key;
 ///   * the `sh:nodeKind sh:IRI` of each kind's shape: a resource described on a blank
 ///     node is one whose `id` gave no IRI, which the Rust validator reports at `/id`.
 const NODE_LEVEL: &[(&str, &str)] = &[
     ("DeviceObservesOrActuatesShape", "observes"),
+    ("DeviceProtocolsShape", "protocols"),
+    ("EdgeNodeSouthboundShape", "southboundProtocols"),
+    ("EdgeNodeNorthboundShape", "northboundProtocols"),
     ("PriceNeedsCurrencyShape", "currency"),
     ("DeviceShape", "id"),
     ("EdgeNodeShape", "id"),
