@@ -32,7 +32,8 @@ pub use graph::{Meta, decode_body, format_time_ms, parse_time_ms};
 pub use journal::{JournalEntry, SqliteDurability};
 pub use keys::KeyRecord;
 pub use query::{
-    After, Cmp, Condition, Filter, Find, Found, Near, Order, QueryOutput, Scope, SortKey,
+    After, Cmp, Condition, Filter, Find, Found, GRAPH_MEDIA_TYPES, Near, Order, QueryOutput,
+    SOLUTION_MEDIA_TYPES, Scope, SortKey,
 };
 pub use snapshot::SnapshotFile;
 

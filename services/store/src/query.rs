@@ -22,6 +22,86 @@ pub enum QueryOutput {
     Graph(Vec<Triple>),
 }
 
+/// The media types solutions (SELECT, ASK) can be written in, preferred first.
+pub const SOLUTION_MEDIA_TYPES: &[&str] = &[
+    "application/sparql-results+json",
+    "application/json",
+    "application/sparql-results+xml",
+    "text/csv",
+    "text/tab-separated-values",
+];
+
+/// The media types graphs (CONSTRUCT, DESCRIBE) can be written in, preferred first.
+pub const GRAPH_MEDIA_TYPES: &[&str] = &[
+    "text/turtle",
+    "application/n-triples",
+    "application/rdf+xml",
+];
+
+impl QueryOutput {
+    /// The media types this output can be written in, preferred first.
+    pub fn media_types(&self) -> &'static [&'static str] {
+        match self {
+            QueryOutput::Graph(_) => GRAPH_MEDIA_TYPES,
+            _ => SOLUTION_MEDIA_TYPES,
+        }
+    }
+
+    /// Writes the output in one of [`Self::media_types`]; returns the media type written
+    /// (`application/json` is answered as SPARQL JSON results) and the bytes.
+    pub fn serialize(&self, media_type: &str) -> Result<(&'static str, Vec<u8>), StoreError> {
+        use oxigraph::io::{RdfFormat, RdfSerializer};
+        use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
+        let fail = |e: std::io::Error| StoreError::Export(e.to_string());
+        let results_format = |media: &str| match media {
+            "application/sparql-results+xml" => {
+                ("application/sparql-results+xml", QueryResultsFormat::Xml)
+            }
+            "text/csv" => ("text/csv", QueryResultsFormat::Csv),
+            "text/tab-separated-values" => ("text/tab-separated-values", QueryResultsFormat::Tsv),
+            _ => ("application/sparql-results+json", QueryResultsFormat::Json),
+        };
+        match self {
+            QueryOutput::Boolean(value) => {
+                let (media, format) = results_format(media_type);
+                let bytes = QueryResultsSerializer::from_format(format)
+                    .serialize_boolean_to_writer(Vec::new(), *value)
+                    .map_err(fail)?;
+                Ok((media, bytes))
+            }
+            QueryOutput::Solutions { variables, rows } => {
+                let (media, format) = results_format(media_type);
+                let mut serializer = QueryResultsSerializer::from_format(format)
+                    .serialize_solutions_to_writer(Vec::new(), variables.clone())
+                    .map_err(fail)?;
+                for row in rows {
+                    serializer
+                        .serialize(
+                            variables
+                                .iter()
+                                .zip(row)
+                                .filter_map(|(v, t)| t.as_ref().map(|t| (v.as_ref(), t.as_ref()))),
+                        )
+                        .map_err(fail)?;
+                }
+                Ok((media, serializer.finish().map_err(fail)?))
+            }
+            QueryOutput::Graph(triples) => {
+                let (media, format) = match media_type {
+                    "application/n-triples" => ("application/n-triples", RdfFormat::NTriples),
+                    "application/rdf+xml" => ("application/rdf+xml", RdfFormat::RdfXml),
+                    _ => ("text/turtle", RdfFormat::Turtle),
+                };
+                let mut serializer = RdfSerializer::from_format(format).for_writer(Vec::new());
+                for triple in triples {
+                    serializer.serialize_triple(triple).map_err(fail)?;
+                }
+                Ok((media, serializer.finish().map_err(fail)?))
+            }
+        }
+    }
+}
+
 /// Which graphs a query sees.
 #[derive(Debug, Clone)]
 pub enum Scope {

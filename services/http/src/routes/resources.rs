@@ -9,9 +9,8 @@ use iotcane_app::Role;
 use iotcane_app::store::{Change, Op};
 use iotcane_model::formats::{self, Format};
 use iotcane_model::{Kind, Resource, ResourceId};
-use oxigraph::io::{RdfFormat, RdfSerializer};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,12 +24,7 @@ use crate::routes::things::encode;
 use crate::state::AppState;
 
 /// The media types a resource can be read and written in.
-const RESOURCE_TYPES: &[&str] = &[
-    "application/json",
-    "application/ld+json",
-    "text/turtle",
-    "application/n-triples",
-];
+const RESOURCE_TYPES: &[&str] = formats::RESOURCE_MEDIA_TYPES;
 const BULK_TYPES: &[&str] = &[
     "application/json",
     "application/x-ndjson",
@@ -241,7 +235,8 @@ async fn get_resource(
         .get(caller.tenant(), &id)?
         .filter(|s| s.resource.kind() == collection.kind())
         .ok_or_else(|| ApiError::NotFound(format!("no {} `{id}`", collection.kind().as_str())))?;
-    let body = render(&stored.resource, media)?;
+    let body = formats::write_resource(&stored.resource, media)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
@@ -581,32 +576,4 @@ fn one_resource(
         .into());
     }
     Ok(resource)
-}
-
-/// A resource in a media type of [`RESOURCE_TYPES`].
-fn render(resource: &Resource, media: &str) -> ApiResult<Vec<u8>> {
-    let format = match media {
-        "application/json" => return Ok(resource.to_json().to_string().into_bytes()),
-        "application/ld+json" => {
-            let mut json = resource.to_json();
-            if let Value::Object(map) = &mut json {
-                map.insert("@context".into(), json!(formats::CONTEXT_URL));
-            }
-            return Ok(json.to_string().into_bytes());
-        }
-        "text/turtle" => RdfFormat::Turtle,
-        _ => RdfFormat::NTriples,
-    };
-    let mut serializer = RdfSerializer::from_format(format)
-        .with_prefix("ic", iotcane_model::vocab::ic::NS)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .for_writer(Vec::new());
-    for triple in iotcane_model::rdf::to_triples(resource) {
-        serializer
-            .serialize_triple(&triple)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    serializer
-        .finish()
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -5,9 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iotcane_app::Role;
-use iotcane_app::store::QueryOutput;
-use oxigraph::io::{RdfFormat, RdfSerializer};
-use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
+use iotcane_app::store::GRAPH_MEDIA_TYPES;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,18 +16,6 @@ use crate::body::{Body, negotiate};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
-const SOLUTION_TYPES: &[&str] = &[
-    "application/sparql-results+json",
-    "application/json",
-    "application/sparql-results+xml",
-    "text/csv",
-    "text/tab-separated-values",
-];
-const GRAPH_TYPES: &[&str] = &[
-    "text/turtle",
-    "application/n-triples",
-    "application/rdf+xml",
-];
 const REQUEST_TYPES: &[&str] = &[
     "application/x-www-form-urlencoded",
     "application/sparql-query",
@@ -245,81 +231,18 @@ async fn run_query(
         .store()
         .sparql(Some(caller.tenant()), query)
         .await?;
-    let (media, bytes) = match output {
-        QueryOutput::Boolean(value) => {
-            let (media, format) = solution_format(headers)?;
-            let bytes = QueryResultsSerializer::from_format(format)
-                .serialize_boolean_to_writer(Vec::new(), value)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            (media, bytes)
-        }
-        QueryOutput::Solutions { variables, rows } => {
-            let (media, format) = solution_format(headers)?;
-            let mut serializer = QueryResultsSerializer::from_format(format)
-                .serialize_solutions_to_writer(Vec::new(), variables.clone())
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            for row in &rows {
-                serializer
-                    .serialize(
-                        variables
-                            .iter()
-                            .zip(row)
-                            .filter_map(|(v, t)| t.as_ref().map(|t| (v.as_ref(), t.as_ref()))),
-                    )
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-            }
-            (
-                media,
-                serializer
-                    .finish()
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-            )
-        }
-        QueryOutput::Graph(triples) => {
-            let media = negotiate(headers, GRAPH_TYPES).ok_or(ApiError::NotAcceptable {
-                available: "text/turtle, application/n-triples, application/rdf+xml",
-            })?;
-            let format = match media {
-                "text/turtle" => RdfFormat::Turtle,
-                "application/n-triples" => RdfFormat::NTriples,
-                _ => RdfFormat::RdfXml,
-            };
-            let mut serializer = RdfSerializer::from_format(format).for_writer(Vec::new());
-            for triple in &triples {
-                serializer
-                    .serialize_triple(triple)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-            }
-            (
-                media,
-                serializer
-                    .finish()
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-            )
-        }
-    };
+    let offers = output.media_types();
+    let asked = negotiate(headers, offers).ok_or(ApiError::NotAcceptable {
+        available: if offers == GRAPH_MEDIA_TYPES {
+            "text/turtle, application/n-triples, application/rdf+xml"
+        } else {
+            "application/sparql-results+json, application/sparql-results+xml, text/csv, text/tab-separated-values"
+        },
+    })?;
+    let (media, bytes) = output.serialize(asked)?;
     let mut response = (StatusCode::OK, bytes).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     Ok(response)
-}
-
-fn solution_format(headers: &HeaderMap) -> ApiResult<(&'static str, QueryResultsFormat)> {
-    let media = negotiate(headers, SOLUTION_TYPES).ok_or(ApiError::NotAcceptable {
-        available: "application/sparql-results+json, application/sparql-results+xml, text/csv, text/tab-separated-values",
-    })?;
-    let format = match media {
-        "application/sparql-results+xml" => QueryResultsFormat::Xml,
-        "text/csv" => QueryResultsFormat::Csv,
-        "text/tab-separated-values" => QueryResultsFormat::Tsv,
-        _ => QueryResultsFormat::Json,
-    };
-    // `application/json` is answered as what it is.
-    let media = if media == "application/json" {
-        "application/sparql-results+json"
-    } else {
-        media
-    };
-    Ok((media, format))
 }

@@ -161,6 +161,48 @@ pub fn read(format: Format, bytes: &[u8]) -> Result<Vec<Item>, FormatError> {
     }
 }
 
+/// The media types one resource can be written in, preferred first.
+pub const RESOURCE_MEDIA_TYPES: &[&str] = &[
+    "application/json",
+    "application/ld+json",
+    "text/turtle",
+    "application/n-triples",
+];
+
+/// Writes one resource in a media type of [`RESOURCE_MEDIA_TYPES`] (anything else is
+/// native JSON). JSON-LD is the native form with the IoT-CANE context.
+pub fn write_resource(resource: &Resource, media_type: &str) -> Result<Vec<u8>, FormatError> {
+    let format = match media_type {
+        "text/turtle" => RdfFormat::Turtle,
+        "application/n-triples" => RdfFormat::NTriples,
+        "application/ld+json" => {
+            let mut json = resource.to_json();
+            if let Value::Object(map) = &mut json {
+                map.insert("@context".into(), Value::String(CONTEXT_URL.to_owned()));
+            }
+            return Ok(json.to_string().into_bytes());
+        }
+        _ => return Ok(resource.to_json().to_string().into_bytes()),
+    };
+    let fail = |e: std::io::Error| FormatError {
+        format: format.name(),
+        position: None,
+        message: e.to_string(),
+    };
+    let mut serializer = oxigraph::io::RdfSerializer::from_format(format)
+        .with_prefix("ic", crate::vocab::ic::NS)
+        .map_err(|e| FormatError {
+            format: format.name(),
+            position: None,
+            message: e.to_string(),
+        })?
+        .for_writer(Vec::new());
+    for triple in crate::rdf::to_triples(resource) {
+        serializer.serialize_triple(&triple).map_err(fail)?;
+    }
+    serializer.finish().map_err(fail)
+}
+
 /// Reads one JSON value that is a native resource or a Thing Description.
 pub fn read_json_value(value: Value) -> Result<Resource, Violations> {
     match value {
