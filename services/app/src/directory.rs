@@ -202,9 +202,38 @@ impl App {
         Ok(self.store().count_kinds(tenant, &THING_KINDS)?)
     }
 
-    /// Deletes every Thing whose registration has expired by `now_ms`; returns how many.
-    pub async fn expire_things(&self, now: i64, actor: &Actor) -> Result<usize, AppError> {
-        let mut expired = 0;
+    /// Deletes `id` if its stored TD has expired by `now` (at the version seen, so a TD
+    /// refreshed meanwhile stays). Returns whether it was deleted.
+    async fn expire_one(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+        now: i64,
+        actor: &Actor,
+    ) -> Result<bool, AppError> {
+        let Some(stored) = self.get(tenant, id)? else {
+            return Ok(false);
+        };
+        let version = stored.meta.version;
+        let expired = thing_of(stored)
+            .and_then(|t| t.expires_ms)
+            .is_some_and(|at| at <= now);
+        if !expired {
+            return Ok(false);
+        }
+        match self.delete(tenant, id, Some(version), actor).await {
+            Ok(_) => Ok(true),
+            Err(AppError::Store(
+                iotcane_store::StoreError::VersionMismatch { .. }
+                | iotcane_store::StoreError::NotFound { .. },
+            )) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every Thing with an expiry, read from the graph (once, at start).
+    fn expiring_things(&self) -> Result<Vec<(i64, Tenant, ResourceId)>, AppError> {
+        let mut out = Vec::new();
         for tenant in self.store().tenants()? {
             let mut cursor: Option<ResourceId> = None;
             loop {
@@ -216,27 +245,128 @@ impl App {
                 };
                 cursor = Some(last.clone());
                 for (id, _) in page {
-                    let Some(stored) = self.get(&tenant, &id)? else {
-                        continue;
-                    };
-                    let version = stored.meta.version;
-                    if let Some(thing) = thing_of(stored)
-                        && thing.expires_ms.is_some_and(|at| at <= now)
+                    if let Some(at) = self
+                        .get(&tenant, &id)?
+                        .and_then(thing_of)
+                        .and_then(|t| t.expires_ms)
                     {
-                        // At the version seen: a TD refreshed meanwhile stays.
-                        match self.delete(&tenant, &id, Some(version), actor).await {
-                            Ok(_) => expired += 1,
-                            Err(AppError::Store(
-                                iotcane_store::StoreError::VersionMismatch { .. }
-                                | iotcane_store::StoreError::NotFound { .. },
-                            )) => {}
-                            Err(e) => return Err(e),
-                        }
+                        out.push((at, tenant.clone(), id));
                     }
                 }
             }
         }
-        Ok(expired)
+        Ok(out)
+    }
+
+    /// Removes expired Things through the journal until `shutdown`, checking every
+    /// `interval`. An index of expiry times, built once and then kept current from the
+    /// store's change feed (which includes other replicas' changes), means a tick costs
+    /// nothing when nothing is due.
+    pub async fn run_expiry(
+        &self,
+        interval: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+        actor: &Actor,
+    ) {
+        let mut changes = self.store().subscribe();
+        let mut index = ExpiryIndex::default();
+        let mut rebuild = true;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if rebuild {
+                let app = self.clone();
+                match tokio::task::spawn_blocking(move || app.expiring_things()).await {
+                    Ok(Ok(all)) => {
+                        index = ExpiryIndex::default();
+                        for (at, tenant, id) in all {
+                            index.set(tenant, id, Some(at));
+                        }
+                        rebuild = false;
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "reading TD expiries failed"),
+                    Err(e) => tracing::error!(error = %e, "reading TD expiries failed"),
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                change = changes.recv() => match change {
+                    Ok(entry) => index.follow(&entry),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => rebuild = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    let now = now_ms();
+                    let mut expired = 0;
+                    for (tenant, id) in index.due(now) {
+                        match self.expire_one(&tenant, &id, now, actor).await {
+                            Ok(true) => expired += 1,
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::error!(error = %e, id = %id, "TD expiry failed; will retry");
+                                index.set(tenant, id, Some(now));
+                            }
+                        }
+                    }
+                    if expired > 0 {
+                        tracing::info!(expired, "expired Thing Descriptions removed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When each Thing with a time to live expires.
+#[derive(Debug, Default)]
+struct ExpiryIndex {
+    by_time: std::collections::BTreeSet<(i64, Tenant, ResourceId)>,
+    by_thing: std::collections::HashMap<(Tenant, ResourceId), i64>,
+}
+
+impl ExpiryIndex {
+    fn set(&mut self, tenant: Tenant, id: ResourceId, at: Option<i64>) {
+        let key = (tenant, id);
+        if let Some(old) = self.by_thing.remove(&key) {
+            self.by_time.remove(&(old, key.0.clone(), key.1.clone()));
+        }
+        if let Some(at) = at {
+            self.by_time.insert((at, key.0.clone(), key.1.clone()));
+            self.by_thing.insert(key, at);
+        }
+    }
+
+    /// Keeps the index current with one journal row.
+    fn follow(&mut self, entry: &iotcane_store::JournalEntry) {
+        if !THING_KINDS.iter().any(|k| k.as_str() == entry.kind) {
+            return;
+        }
+        let (Ok(tenant), Ok(id)) = (entry.tenant.parse(), entry.resource_id.parse()) else {
+            return;
+        };
+        let at = entry.body.as_deref().and_then(|body| {
+            let value: Value = serde_json::from_str(body).ok()?;
+            value
+                .pointer("/td/registration/expires")?
+                .as_str()
+                .and_then(parse_time_ms)
+        });
+        self.set(tenant, id, at);
+    }
+
+    /// Takes the Things due by `now` out of the index.
+    fn due(&mut self, now: i64) -> Vec<(Tenant, ResourceId)> {
+        let mut out = Vec::new();
+        while let Some(first) = self.by_time.first() {
+            if first.0 > now {
+                break;
+            }
+            if let Some((_, tenant, id)) = self.by_time.pop_first() {
+                self.by_thing.remove(&(tenant.clone(), id.clone()));
+                out.push((tenant, id));
+            }
+        }
+        out
     }
 }
 
@@ -446,6 +576,21 @@ mod tests {
             violations.0.iter().any(|v| v.path == "/title"),
             "{violations:?}"
         );
+    }
+
+    #[test]
+    fn the_expiry_index_hands_out_what_is_due_once() {
+        let mut index = ExpiryIndex::default();
+        let t: Tenant = "acme".parse().unwrap();
+        let id = |s: &str| s.parse::<ResourceId>().unwrap();
+        index.set(t.clone(), id("a"), Some(10));
+        index.set(t.clone(), id("b"), Some(20));
+        index.set(t.clone(), id("a"), Some(30)); // refreshed
+        index.set(t.clone(), id("c"), Some(5));
+        index.set(t.clone(), id("c"), None); // deleted
+        assert_eq!(index.due(25), [(t.clone(), id("b"))]);
+        assert!(index.due(25).is_empty());
+        assert_eq!(index.due(30), [(t, id("a"))]);
     }
 
     #[test]

@@ -235,26 +235,11 @@ impl HttpServer {
     }
 }
 
-/// Deletes expired Thing Descriptions (through the journal) every `interval`.
+/// Deletes expired Thing Descriptions (through the journal), checking every `interval`.
 async fn expire_things(app: App, interval: Duration, shutdown: CancellationToken) {
     let actor = Actor {
         name: "directory expiry".to_owned(),
         source: iotcane_app::store::ChangeSource::Http,
     };
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        match app.expire_things(now, &actor).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired Thing Descriptions removed"),
-            Err(e) => tracing::error!(error = %e, "TD expiry failed"),
-        }
-    }
+    app.run_expiry(interval, shutdown, &actor).await;
 }
