@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use helpers::{Backend, backends, device_json, export_lines, open};
+use helpers::{Backend, backends, device_json, export_lines};
 use iotcane_app::{App, Role};
 use iotcane_http::{HttpConfig, HttpServer};
 use iotcane_model::{ResourceId, Tenant};
@@ -35,8 +35,21 @@ struct TestApp {
 }
 
 async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |_, _| {}).await
+}
+
+async fn spawn_app_with(
+    backend: &Backend,
+    configure: impl FnOnce(&mut iotcane_store::StoreConfig, &mut HttpConfig),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), backend).await;
+    let mut store_config = helpers::config(dir.path(), backend);
+    let mut config = HttpConfig::new(tenant("acme"));
+    config.body_limit = BODY_LIMIT;
+    config.expiry_interval = Duration::from_millis(200);
+    config.max_page = 500;
+    configure(&mut store_config, &mut config);
+    let store = KnowledgeStore::open(store_config).await.unwrap();
     let app = App::new(store.clone());
     let admin = app
         .keys()
@@ -44,10 +57,6 @@ async fn spawn_app(backend: &Backend) -> TestApp {
         .await
         .unwrap()
         .token;
-    let mut config = HttpConfig::new(tenant("acme"));
-    config.body_limit = BODY_LIMIT;
-    config.expiry_interval = Duration::from_millis(200);
-    config.max_page = 500;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = CancellationToken::new();
     let server = HttpServer::new(listener, app.clone(), config, shutdown.clone());
@@ -1672,6 +1681,85 @@ async fn operations_endpoints_report_health_readiness_and_metrics() {
         .unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn limits_cors_and_compression_follow_the_configuration() {
+    let t = spawn_app_with(&backends().await[0], |store, http| {
+        store.query_result_limit = 2;
+        http.cors_origins = vec!["https://dash.example.com".to_owned()];
+    })
+    .await;
+    for i in 0..3 {
+        t.app
+            .put(
+                &tenant("acme"),
+                helpers::resource(device_json(&format!("hr-{i}"), "pulse")),
+                None,
+                &actor(),
+            )
+            .await
+            .unwrap();
+    }
+    let too_many = t
+        .get("/sparql")
+        .query(&[(
+            "query",
+            "SELECT ?s WHERE { ?s a <https://w3id.org/iotcane/ontology#Device> }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    let body = problem(too_many, 400, "result-limit").await;
+    assert!(body["detail"].as_str().unwrap().contains("LIMIT"));
+    let limited = t
+        .get("/sparql")
+        .query(&[(
+            "query",
+            "SELECT ?s WHERE { ?s a <https://w3id.org/iotcane/ontology#Device> } LIMIT 2",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::OK);
+
+    let preflight = t
+        .client
+        .request(Method::OPTIONS, format!("{}/api/v1/devices", t.base))
+        .header(header::ORIGIN, "https://dash.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "PUT")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization,if-match",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://dash.example.com"
+    );
+    let stranger = t
+        .get("/api/v1/devices")
+        .header(header::ORIGIN, "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        stranger
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+
+    let compressed = t
+        .get("/api/v1/devices")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.headers()[header::CONTENT_ENCODING], "gzip");
     t.stop().await;
 }
 
