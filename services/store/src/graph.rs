@@ -150,7 +150,8 @@ impl Graph {
         Ok(())
     }
 
-    /// The ids and kinds of a tenant's resources, in id order, after `after`.
+    /// The ids and kinds of a tenant's resources (of one kind, or all), in id order,
+    /// after `after`.
     pub fn list(
         &self,
         tenant: &Tenant,
@@ -158,22 +159,10 @@ impl Graph {
         after: Option<&ResourceId>,
         limit: usize,
     ) -> Result<Vec<(ResourceId, Kind)>, StoreError> {
-        let index = self.index.read().map_err(|_| poisoned())?;
-        let Some(resources) = index.get(tenant) else {
-            return Ok(Vec::new());
-        };
-        let range = match after {
-            Some(after) => resources.range::<ResourceId, _>((
-                std::ops::Bound::Excluded(after),
-                std::ops::Bound::Unbounded,
-            )),
-            None => resources.range::<ResourceId, _>(..),
-        };
-        Ok(range
-            .filter(|(_, k)| kind.is_none_or(|want| **k == want))
-            .take(limit)
-            .map(|(id, k)| (id.clone(), *k))
-            .collect())
+        match kind {
+            Some(kind) => self.list_kinds(tenant, &[kind], after, limit),
+            None => self.list_kinds(tenant, &Kind::ALL, after, limit),
+        }
     }
 
     /// The ids and kinds of a tenant's resources of any of `kinds`, in id order.
@@ -212,13 +201,10 @@ impl Graph {
 
     /// How many resources a tenant has (of one kind, or all).
     pub fn count(&self, tenant: &Tenant, kind: Option<Kind>) -> Result<usize, StoreError> {
-        let index = self.index.read().map_err(|_| poisoned())?;
-        Ok(index.get(tenant).map_or(0, |resources| {
-            resources
-                .values()
-                .filter(|k| kind.is_none_or(|want| **k == want))
-                .count()
-        }))
+        match kind {
+            Some(kind) => self.count_kinds(tenant, &[kind]),
+            None => self.count_kinds(tenant, &Kind::ALL),
+        }
     }
 
     /// The named graphs of one tenant, for scoping queries.
