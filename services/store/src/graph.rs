@@ -1,7 +1,15 @@
-//! The knowledge graph: an in-memory oxigraph store, one named graph per resource.
+//! The knowledge graph: one in-memory oxigraph store per tenant, one named graph per
+//! resource.
 //!
 //! It is a view of the journal. Only [`Graph::apply`] changes it, always in journal order,
 //! from the one writer that holds the store's write lock.
+//!
+//! Why a store per tenant: a tenant's queries then run over its own store with the union
+//! of its graphs as the default graph, which oxigraph answers from its indexes. Scoping
+//! one shared store to a tenant instead means naming the tenant's graphs one by one,
+//! and oxigraph then visits each of them for every pattern (a lookup among 100,000
+//! resources took seconds that way, and takes microseconds this way). It also makes
+//! isolation structural: another tenant's data is not in the store a query runs on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -32,7 +40,7 @@ type TenantIndex = HashMap<Tenant, BTreeMap<ResourceId, Kind>>;
 
 #[derive(Clone)]
 pub struct Graph {
-    store: Store,
+    stores: Arc<RwLock<HashMap<Tenant, Store>>>,
     index: Arc<RwLock<TenantIndex>>,
 }
 
@@ -48,14 +56,39 @@ const DCTERMS_CREATED: NamedNodeRef<'static> =
 impl Graph {
     pub fn new() -> Result<Self, StoreError> {
         Ok(Self {
-            store: Store::new()?,
+            stores: Arc::default(),
             index: Arc::default(),
         })
     }
 
-    /// The underlying store, for queries.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// A tenant's store (an empty one for a tenant with no data yet). Stores are cheap
+    /// `Clone` handles on shared data.
+    pub fn store(&self, tenant: &Tenant) -> Result<Store, StoreError> {
+        if let Some(store) = self.stores.read().map_err(|_| poisoned())?.get(tenant) {
+            return Ok(store.clone());
+        }
+        let mut stores = self.stores.write().map_err(|_| poisoned())?;
+        match stores.get(tenant) {
+            Some(store) => Ok(store.clone()),
+            None => {
+                let store = Store::new()?;
+                stores.insert(tenant.clone(), store.clone());
+                Ok(store)
+            }
+        }
+    }
+
+    /// Every tenant's store, in tenant order.
+    pub fn stores(&self) -> Result<Vec<(Tenant, Store)>, StoreError> {
+        let mut all: Vec<(Tenant, Store)> = self
+            .stores
+            .read()
+            .map_err(|_| poisoned())?
+            .iter()
+            .map(|(t, s)| (t.clone(), s.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
     }
 
     /// Applies journal rows, in order, as one oxigraph transaction. `known` is empty, or
@@ -74,24 +107,34 @@ impl Graph {
         for entry in entries {
             prepared.push(Prepared::from_entry(entry, known.next().flatten())?);
         }
-        let mut tx = self.store.start_transaction()?;
+        // One transaction per tenant, in journal order within each.
+        let mut tenants: Vec<&Tenant> = Vec::new();
         for p in &prepared {
-            let graph = p.tenant.graph_of(&p.id);
-            let existed = tx.contains_named_graph(&graph)?;
-            let created_ms = if existed && p.entry_op != Op::Create {
-                created_of(&tx, &graph)?.unwrap_or(p.at_ms)
-            } else {
-                p.at_ms
-            };
-            if existed {
-                tx.remove_named_graph(&graph)?;
-            }
-            if let Some(quads) = &p.quads {
-                tx.extend(quads.iter());
-                tx.extend(p.meta_quads(&graph, created_ms).iter());
+            if !tenants.contains(&&p.tenant) {
+                tenants.push(&p.tenant);
             }
         }
-        tx.commit()?;
+        for tenant in tenants {
+            let store = self.store(tenant)?;
+            let mut tx = store.start_transaction()?;
+            for p in prepared.iter().filter(|p| &p.tenant == tenant) {
+                let graph = p.tenant.graph_of(&p.id);
+                let existed = tx.contains_named_graph(&graph)?;
+                let created_ms = if existed && p.entry_op != Op::Create {
+                    created_of(&tx, &graph)?.unwrap_or(p.at_ms)
+                } else {
+                    p.at_ms
+                };
+                if existed {
+                    tx.remove_named_graph(&graph)?;
+                }
+                if let Some(quads) = &p.quads {
+                    tx.extend(quads.iter());
+                    tx.extend(p.meta_quads(&graph, created_ms).iter());
+                }
+            }
+            tx.commit()?;
+        }
         let mut index = self.index.write().map_err(|_| poisoned())?;
         for p in prepared {
             let resources = index.entry(p.tenant).or_default();
@@ -117,22 +160,58 @@ impl Graph {
         let quads = oxigraph::io::RdfParser::from_format(oxigraph::io::RdfFormat::NQuads)
             .lenient()
             .for_reader(std::io::BufReader::with_capacity(1 << 20, file));
-        let mut loader = self.store.bulk_loader();
-        loader.load_ok_quads::<_, StoreError>(
-            quads.map(|q| q.map_err(|e| StoreError::Snapshot(e.to_string()))),
-        )?;
-        loader
-            .commit()
-            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        // Snapshots are written tenant by tenant, so each tenant's quads come together:
+        // they are bulk-loaded in batches into that tenant's store, the tenant read from
+        // the first graph name of each run.
+        const BATCH: usize = 100_000;
+        let mut current: Option<(String, Store)> = None;
+        let mut batch: Vec<Quad> = Vec::with_capacity(BATCH);
+        let flush = |store: &Store, batch: &mut Vec<Quad>| -> Result<(), StoreError> {
+            let mut loader = store.bulk_loader();
+            loader
+                .load_quads(batch.drain(..))
+                .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+            loader
+                .commit()
+                .map_err(|e| StoreError::Snapshot(e.to_string()))
+        };
+        for quad in quads {
+            let quad = quad.map_err(|e| StoreError::Snapshot(e.to_string()))?;
+            let oxigraph::model::GraphName::NamedNode(graph) = &quad.graph_name else {
+                return Err(StoreError::Snapshot(format!(
+                    "a quad outside a resource graph: {quad}"
+                )));
+            };
+            let not_a_resource_graph =
+                || StoreError::Snapshot(format!("<{graph}> is not a resource graph"));
+            let prefix = tenant_prefix(graph.as_str()).ok_or_else(not_a_resource_graph)?;
+            if current.as_ref().is_none_or(|(p, _)| p != prefix) {
+                if let Some((_, store)) = &current {
+                    flush(store, &mut batch)?;
+                }
+                let (tenant, _) =
+                    Tenant::parse_graph(graph.as_str()).ok_or_else(not_a_resource_graph)?;
+                current = Some((prefix.to_owned(), self.store(&tenant)?));
+            }
+            batch.push(quad);
+            if batch.len() >= BATCH
+                && let Some((_, store)) = &current
+            {
+                flush(store, &mut batch)?;
+            }
+        }
+        if let Some((_, store)) = &current {
+            flush(store, &mut batch)?;
+        }
         self.rebuild_index()
     }
 
     fn rebuild_index(&self) -> Result<(), StoreError> {
         let mut index = TenantIndex::new();
-        for quad in
-            self.store
-                .quads_for_pattern(None, Some(oxigraph::model::vocab::rdf::TYPE), None, None)
-        {
+        let stores = self.stores()?;
+        for quad in stores.iter().flat_map(|(_, store)| {
+            store.quads_for_pattern(None, Some(oxigraph::model::vocab::rdf::TYPE), None, None)
+        }) {
             let quad = quad?;
             let (Term::NamedNode(class), oxigraph::model::GraphName::NamedNode(graph)) =
                 (&quad.object, &quad.graph_name)
@@ -207,14 +286,6 @@ impl Graph {
         }
     }
 
-    /// The named graphs of one tenant, for scoping queries.
-    pub fn tenant_graphs(&self, tenant: &Tenant) -> Result<Vec<NamedNode>, StoreError> {
-        let index = self.index.read().map_err(|_| poisoned())?;
-        Ok(index.get(tenant).map_or_else(Vec::new, |resources| {
-            resources.keys().map(|id| tenant.graph_of(id)).collect()
-        }))
-    }
-
     /// Every tenant that has data.
     pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         let index = self.index.read().map_err(|_| poisoned())?;
@@ -230,8 +301,16 @@ impl Graph {
     /// The quads of one resource's graph (description and metadata).
     pub fn quads_of(&self, tenant: &Tenant, id: &ResourceId) -> Result<Vec<Quad>, StoreError> {
         let graph = tenant.graph_of(id);
-        Ok(self
-            .store
+        let Some(store) = self
+            .stores
+            .read()
+            .map_err(|_| poisoned())?
+            .get(tenant)
+            .cloned()
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(store
             .quads_for_pattern(
                 None,
                 None,
@@ -241,10 +320,20 @@ impl Graph {
             .collect::<Result<_, _>>()?)
     }
 
-    /// The number of quads in the store.
+    /// The number of quads in every tenant's store.
     pub fn len(&self) -> Result<usize, StoreError> {
-        Ok(self.store.len()?)
+        let mut total = 0;
+        for (_, store) in self.stores()? {
+            total += store.len()?;
+        }
+        Ok(total)
     }
+}
+
+/// `https://w3id.org/iotcane/tenant/{t}/graph/` of a resource graph IRI.
+fn tenant_prefix(graph: &str) -> Option<&str> {
+    let end = graph.find("/graph/")? + "/graph/".len();
+    Some(&graph[..end])
 }
 
 /// Reads the version metadata out of a resource graph's quads.

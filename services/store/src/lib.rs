@@ -13,6 +13,7 @@ mod graph;
 mod journal;
 mod keys;
 mod query;
+mod rewrite;
 mod snapshot;
 mod update;
 
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use iotcane_model::{Kind, Resource, ResourceId, Tenant};
 use oxigraph::io::{RdfFormat, RdfSerializer};
-use oxigraph::model::{GraphNameRef, Quad};
+use oxigraph::model::Quad;
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,7 @@ pub use journal::{JournalEntry, SqliteDurability};
 pub use keys::KeyRecord;
 pub use query::{
     After, Cmp, Condition, Filter, Find, Found, GRAPH_MEDIA_TYPES, Near, Order, QueryOutput,
-    SOLUTION_MEDIA_TYPES, Scope, SortKey,
+    SOLUTION_MEDIA_TYPES, SortKey,
 };
 pub use snapshot::SnapshotFile;
 
@@ -541,20 +542,12 @@ impl KnowledgeStore {
     }
 
     /// Runs a SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over one tenant's graphs,
-    /// or over all graphs, with the configured timeout and result limit.
-    pub async fn sparql(
-        &self,
-        tenant: Option<&Tenant>,
-        query: &str,
-    ) -> Result<QueryOutput, StoreError> {
-        let scope = match tenant {
-            Some(t) => Scope::Graphs(self.inner.graph.tenant_graphs(t)?),
-            None => Scope::All,
-        };
+    /// with the configured timeout and result limit.
+    pub async fn sparql(&self, tenant: &Tenant, query: &str) -> Result<QueryOutput, StoreError> {
         let limit = self.inner.config.query_result_limit;
         let query = query.to_owned();
-        self.query_blocking(move |store, token| {
-            query::run_sparql(store, scope, &query, token, limit)
+        self.query_blocking(tenant, move |store, token| {
+            query::run_sparql(store, &query, token, limit)
         })
         .await
     }
@@ -566,25 +559,28 @@ impl KnowledgeStore {
         tenant: &Tenant,
         update: &str,
     ) -> Result<Vec<Change>, StoreError> {
-        let graphs = self.inner.graph.tenant_graphs(tenant)?;
-        let tenant = tenant.clone();
+        let owner = tenant.clone();
         let update = update.to_owned();
-        self.query_blocking(move |store, token| {
-            update::plan_update(store, &tenant, &graphs, &update, token)
+        self.query_blocking(tenant, move |store, token| {
+            update::plan_update(store, &owner, &update, token)
         })
         .await
     }
 
     /// Runs a typed query.
     pub async fn find(&self, find: Find) -> Result<Vec<Found>, StoreError> {
-        let graphs = self.inner.graph.tenant_graphs(&find.tenant)?;
-        self.query_blocking(move |store, token| query::run_find(store, graphs, &find, token))
-            .await
+        let tenant = find.tenant.clone();
+        self.query_blocking(&tenant, move |store, token| {
+            query::run_find(store, &find, token)
+        })
+        .await
     }
 
-    /// Runs a query on a blocking thread, cancelled when the configured timeout is up.
+    /// Runs a query on a tenant's store on a blocking thread, cancelled when the
+    /// configured timeout is up.
     async fn query_blocking<T: Send + 'static>(
         &self,
+        tenant: &Tenant,
         run: impl FnOnce(
             &oxigraph::store::Store,
             oxigraph::sparql::CancellationToken,
@@ -594,8 +590,8 @@ impl KnowledgeStore {
     ) -> Result<T, StoreError> {
         let timeout = self.inner.config.query_timeout;
         let (token, timer) = query::deadline(timeout);
-        let graph = self.inner.graph.clone();
-        let result = tokio::task::spawn_blocking(move || run(graph.store(), token))
+        let store = self.inner.graph.store(tenant)?;
+        let result = tokio::task::spawn_blocking(move || run(&store, token))
             .await
             .map_err(|e| StoreError::QueryEvaluation(e.to_string()))?;
         timer.abort();
@@ -627,23 +623,13 @@ impl KnowledgeStore {
             };
             result.map_err(|e| StoreError::Export(e.to_string()))
         };
-        match tenant {
-            None => {
-                for quad in self.inner.graph.store().iter() {
-                    write(quad?)?;
-                }
-            }
-            Some(t) => {
-                for graph in self.inner.graph.tenant_graphs(t)? {
-                    for quad in self.inner.graph.store().quads_for_pattern(
-                        None,
-                        None,
-                        None,
-                        Some(GraphNameRef::NamedNode(graph.as_ref())),
-                    ) {
-                        write(quad?)?;
-                    }
-                }
+        let stores = match tenant {
+            None => self.inner.graph.stores()?,
+            Some(t) => vec![(t.clone(), self.inner.graph.store(t)?)],
+        };
+        for (_, store) in stores {
+            for quad in store.iter() {
+                write(quad?)?;
             }
         }
         serializer
@@ -659,9 +645,17 @@ impl KnowledgeStore {
             if covered == 0 {
                 return Ok(None);
             }
-            // The store's iterator reads a consistent version: taken under the writer
-            // lock, it is exactly the state at `seq`.
-            (self.applied_seq(), self.inner.graph.store().iter(), covered)
+            // Each store's iterator reads a consistent version: taken under the writer
+            // lock, together they are exactly the state at `seq`. Tenant by tenant, so a
+            // snapshot loads one tenant's store at a time.
+            let iterators: Vec<_> = self
+                .inner
+                .graph
+                .stores()?
+                .into_iter()
+                .map(|(_, store)| store.iter())
+                .collect();
+            (self.applied_seq(), iterators.into_iter().flatten(), covered)
         };
         let dir = self.inner.config.data_dir.join("snapshots");
         let journal_id = self.inner.journal_id.clone();

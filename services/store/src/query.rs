@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use iotcane_model::rdf::class_of;
 use iotcane_model::{Kind, ResourceId, Tenant};
-use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Term, Triple, Variable};
+use oxigraph::model::{NamedNode, Term, Triple, Variable};
 use oxigraph::sparql::{CancellationToken, QueryEvaluationError, QueryResults, SparqlEvaluator};
 use oxigraph::store::Store;
 
@@ -102,68 +102,30 @@ impl QueryOutput {
     }
 }
 
-/// Which graphs a query sees.
-#[derive(Debug, Clone)]
-pub enum Scope {
-    /// Every graph of the store (administration and export only).
-    All,
-    /// Exactly these graphs: one tenant's.
-    Graphs(Vec<NamedNode>),
-}
-
-/// Runs a SPARQL query. Blocking: call it from `spawn_blocking`.
+/// Runs a SPARQL query over one tenant's store. Blocking: call it from `spawn_blocking`.
+///
+/// The default graph is the union of the tenant's graphs; `FROM` / `FROM NAMED` choose
+/// among them (graphs of other tenants are not in this store).
 pub(crate) fn run_sparql(
     store: &Store,
-    scope: Scope,
     query: &str,
     cancel: CancellationToken,
     limit: usize,
 ) -> Result<QueryOutput, StoreError> {
-    let parsed = spargebra::SparqlParser::new()
+    let mut parsed = spargebra::SparqlParser::new()
         .parse_query(query)
         .map_err(|e| StoreError::QuerySyntax(e.to_string()))?;
     // SERVICE would let a query reach other endpoints: refused before evaluation.
     if uses_service(&parsed.to_sse()) {
         return Err(StoreError::ServiceRefused);
     }
+    crate::rewrite::bind_equality_filters(&mut parsed);
     let mut prepared = SparqlEvaluator::new()
         .with_cancellation_token(cancel)
         .for_query(parsed);
     let dataset = prepared.dataset_mut();
-    match scope {
-        Scope::All => {
-            if dataset.is_default_dataset() {
-                dataset.set_default_graph_as_union();
-            }
-        }
-        Scope::Graphs(graphs) => {
-            // FROM / FROM NAMED may only narrow the tenant's graphs, never reach past them.
-            let allowed: std::collections::HashSet<&NamedNode> = graphs.iter().collect();
-            let own = !dataset.is_default_dataset();
-            let default: Vec<GraphName> = match dataset.default_graph_graphs() {
-                Some(asked) if own => asked
-                    .iter()
-                    .filter(|g| matches!(g, GraphName::NamedNode(n) if allowed.contains(&n)))
-                    .cloned()
-                    .collect(),
-                _ => graphs.iter().cloned().map(GraphName::NamedNode).collect(),
-            };
-            let named: Vec<NamedOrBlankNode> = match dataset.available_named_graphs() {
-                Some(asked) if own => asked
-                    .iter()
-                    .filter(|g| matches!(g, NamedOrBlankNode::NamedNode(n) if allowed.contains(&n)))
-                    .cloned()
-                    .collect(),
-                _ if own => Vec::new(),
-                _ => graphs
-                    .iter()
-                    .cloned()
-                    .map(NamedOrBlankNode::NamedNode)
-                    .collect(),
-            };
-            dataset.set_default_graph(default);
-            dataset.set_available_named_graphs(named);
-        }
+    if dataset.is_default_dataset() {
+        dataset.set_default_graph_as_union();
     }
     let results = prepared
         .on_store(store)
@@ -474,10 +436,9 @@ fn var(name: &str) -> Variable {
     Variable::new_unchecked(name)
 }
 
-/// Runs a [`Find`] over the tenant's graphs. Blocking.
+/// Runs a [`Find`] over the tenant's store. Blocking.
 pub(crate) fn run_find(
     store: &Store,
-    graphs: Vec<NamedNode>,
     find: &Find,
     cancel: CancellationToken,
 ) -> Result<Vec<Found>, StoreError> {
@@ -489,9 +450,6 @@ pub(crate) fn run_find(
     for (variable, term) in bindings {
         prepared = prepared.substitute_variable(variable, term);
     }
-    prepared
-        .dataset_mut()
-        .set_available_named_graphs(graphs.into_iter().map(Into::into).collect());
     let QueryResults::Solutions(solutions) = prepared
         .on_store(store)
         .execute()

@@ -30,7 +30,7 @@ pub fn write(
     dir: &Path,
     journal_id: &str,
     seq: i64,
-    quads: oxigraph::store::QuadIter<'static>,
+    quads: impl Iterator<Item = Result<oxigraph::model::Quad, oxigraph::store::StorageError>>,
 ) -> Result<SnapshotFile, StoreError> {
     fs::create_dir_all(dir).map_err(io)?;
     let path = dir.join(format!("{PREFIX}{seq:020}{SUFFIX}"));

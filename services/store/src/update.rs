@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use iotcane_model::{ResourceId, Tenant};
 use oxigraph::model::vocab::rdf;
-use oxigraph::model::{GraphName, GraphNameRef, NamedNode, NamedOrBlankNodeRef, Quad, Triple};
+use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNodeRef, Quad, Triple};
 use oxigraph::sparql::{CancellationToken, SparqlEvaluator};
 use oxigraph::store::Store;
 
@@ -19,7 +19,6 @@ use crate::graph::meta_of;
 pub(crate) fn plan_update(
     live: &Store,
     tenant: &Tenant,
-    graphs: &[NamedNode],
     update: &str,
     cancel: CancellationToken,
 ) -> Result<Vec<Change>, StoreError> {
@@ -34,20 +33,18 @@ pub(crate) fn plan_update(
     let scratch = Store::new()?;
     let mut before: BTreeMap<NamedNode, HashSet<Quad>> = BTreeMap::new();
     let mut versions: BTreeMap<NamedNode, i64> = BTreeMap::new();
-    for graph in graphs {
-        let quads: Vec<Quad> = live
-            .quads_for_pattern(
-                None,
-                None,
-                None,
-                Some(GraphNameRef::NamedNode(graph.as_ref())),
-            )
-            .collect::<Result<_, _>>()?;
+    for quad in live.iter() {
+        let quad = quad?;
+        if let GraphName::NamedNode(graph) = &quad.graph_name {
+            before.entry(graph.clone()).or_default().insert(quad);
+        }
+    }
+    for (graph, quads) in &before {
+        let quads: Vec<Quad> = quads.iter().cloned().collect();
         if let Some(meta) = meta_of(graph, &quads) {
             versions.insert(graph.clone(), meta.version);
         }
-        scratch.extend(quads.iter().cloned())?;
-        before.insert(graph.clone(), quads.into_iter().collect());
+        scratch.extend(quads)?;
     }
     SparqlEvaluator::new()
         .with_cancellation_token(cancel)

@@ -226,11 +226,7 @@ async fn run_query(
     query: &str,
 ) -> ApiResult<Response> {
     caller.require(Role::Read)?;
-    let output = state
-        .app
-        .store()
-        .sparql(Some(caller.tenant()), query)
-        .await?;
+    let output = state.app.store().sparql(caller.tenant(), query).await?;
     let offers = output.media_types();
     let asked = negotiate(headers, offers).ok_or(ApiError::NotAcceptable {
         available: if offers == GRAPH_MEDIA_TYPES {
