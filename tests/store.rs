@@ -649,3 +649,68 @@ fn now_ms() -> i64 {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_each_gets_its_own_answer() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &backend).await;
+        let t = tenant("acme");
+        put(&store, &t, device_json("contended", "v1")).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let store = store.clone();
+            let t = t.clone();
+            tasks.spawn(async move {
+                // Half create their own device; half race to update one device at version 1.
+                let (json, expected) = if i % 2 == 0 {
+                    (device_json(&format!("own-{i:02}"), "mine"), None)
+                } else {
+                    (device_json("contended", &format!("racer {i}")), Some(1))
+                };
+                let change = Change::Put {
+                    tenant: t,
+                    resource: Box::new(resource(json)),
+                    expected_version: expected,
+                    create_only: false,
+                };
+                (
+                    i,
+                    store.write_one(change, "racer", ChangeSource::Http).await,
+                )
+            });
+        }
+        let mut winners = 0;
+        let mut seqs = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, result) = joined.unwrap();
+            match result {
+                Ok(written) => {
+                    seqs.push(written.seq);
+                    if i % 2 == 1 {
+                        winners += 1;
+                        assert_eq!(written.version, 2);
+                    } else {
+                        assert_eq!(written.id, id(&format!("own-{i:02}")));
+                    }
+                }
+                Err(StoreError::VersionMismatch { actual, .. }) => {
+                    assert_eq!(i % 2, 1, "only racers may lose");
+                    assert_eq!(actual, 2);
+                }
+                Err(e) => panic!("{}: write {i}: {e}", backend.name),
+            }
+        }
+        assert_eq!(winners, 1, "{}: exactly one racer wins", backend.name);
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (2..=32).collect::<Vec<i64>>(),
+            "{}: positions are dense",
+            backend.name
+        );
+        assert_eq!(store.applied_seq(), 32);
+        assert_eq!(store.count(&t, Some(Kind::Device)).unwrap(), 31);
+        store.close().await;
+    }
+}

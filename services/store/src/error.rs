@@ -18,6 +18,8 @@ pub enum StoreError {
         expected: i64,
         actual: i64,
     },
+    #[error("the journal write this change was grouped with failed: {0}")]
+    GroupWrite(String),
     #[error("journal database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("journal migration failed: {0}")]

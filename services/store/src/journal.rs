@@ -49,6 +49,9 @@ pub(crate) struct NewEntry {
     pub create_only: bool,
     /// Refuse unless the resource exists (update or delete of a known resource).
     pub must_exist: bool,
+    /// Who made the change, and through which interface.
+    pub actor: std::sync::Arc<str>,
+    pub source: ChangeSource,
 }
 
 /// Why one entry of a batch was refused; the rest of the batch goes on.
@@ -224,8 +227,6 @@ impl Journal {
     pub(crate) async fn append(
         &self,
         batch: &[NewEntry],
-        actor: &str,
-        source: ChangeSource,
         at_ms: i64,
     ) -> Result<Vec<Result<JournalEntry, Refusal>>, StoreError> {
         let by_tenant = ids_by_tenant(batch);
@@ -245,7 +246,7 @@ impl Journal {
                         .await?;
                     collect_current(&mut current, tenant, &rows)?;
                 }
-                let decided = decide(batch, &current, head, actor, source, at_ms);
+                let decided = decide(batch, &current, head, at_ms);
                 if let Some(last) = decided.last_seq {
                     sqlx::query(SQLITE.insert_many)
                         .bind(journal_rows_json(&decided.accepted))
@@ -278,7 +279,7 @@ impl Journal {
                         .await?;
                     collect_current(&mut current, tenant, &rows)?;
                 }
-                let decided = decide(batch, &current, head, actor, source, at_ms);
+                let decided = decide(batch, &current, head, at_ms);
                 if let Some(last) = decided.last_seq {
                     let rows = &decided.accepted;
                     sqlx::query(POSTGRES.insert_many)
@@ -456,14 +457,7 @@ struct Decided<'a> {
 
 /// Checks each entry against the current state (and the entries before it in the batch)
 /// and assigns journal positions after `head`. Pure: the caller writes the result.
-fn decide<'a>(
-    batch: &'a [NewEntry],
-    current: &Current,
-    head: i64,
-    actor: &str,
-    source: ChangeSource,
-    at_ms: i64,
-) -> Decided<'a> {
+fn decide<'a>(batch: &'a [NewEntry], current: &Current, head: i64, at_ms: i64) -> Decided<'a> {
     let mut seq = head;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut accepted = Vec::with_capacity(batch.len());
@@ -521,8 +515,8 @@ fn decide<'a>(
             kind: kind.clone(),
             version: new_version,
             op,
-            actor: actor.to_owned(),
-            source,
+            actor: entry.actor.to_string(),
+            source: entry.source,
             at_ms,
             body: entry.body.clone(),
         };

@@ -205,12 +205,22 @@ struct Inner {
     journal_id: String,
     /// Serializes appends and graph application, so the graph follows journal order.
     writer: Mutex<()>,
+    /// Writes waiting for the next group commit.
+    pending: std::sync::Mutex<Vec<PendingWrite>>,
     applied_seq: AtomicI64,
     changes_since_snapshot: AtomicU64,
     events: broadcast::Sender<Arc<JournalEntry>>,
 }
 
 const TAIL_BATCH: i64 = 10_000;
+
+/// A write waiting for the group commit, and where its answer goes.
+#[derive(Debug)]
+struct PendingWrite {
+    entries: Vec<NewEntry>,
+    changes: Vec<Change>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Result<Written, StoreError>>, StoreError>>,
+}
 
 impl KnowledgeStore {
     /// Connects to the journal, applies migrations, and rebuilds the graph from the newest
@@ -248,6 +258,7 @@ impl KnowledgeStore {
                 config,
                 journal_id,
                 writer: Mutex::new(()),
+                pending: std::sync::Mutex::default(),
                 applied_seq: AtomicI64::new(applied),
                 changes_since_snapshot: AtomicU64::new(0),
                 events,
@@ -295,6 +306,10 @@ impl KnowledgeStore {
     /// Writes a batch of changes in one journal transaction. Returns one result per
     /// change: refused changes (version conflicts, missing resources) leave the rest of
     /// the batch standing. The accepted ones are durable and in the graph on return.
+    ///
+    /// Group commit: batches written concurrently share one journal transaction (one
+    /// sync), each still getting its own results. The commit runs in its own task, so a
+    /// caller that goes away mid-write cannot leave the others without an answer.
     #[tracing::instrument(skip_all, fields(changes = changes.len(), actor, source = source.as_str()))]
     pub async fn write(
         &self,
@@ -302,6 +317,7 @@ impl KnowledgeStore {
         actor: &str,
         source: ChangeSource,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let actor: Arc<str> = Arc::from(actor);
         let mut entries = Vec::with_capacity(changes.len());
         for change in &changes {
             entries.push(match change {
@@ -319,6 +335,8 @@ impl KnowledgeStore {
                     expected_version: *expected_version,
                     create_only: *create_only,
                     must_exist: false,
+                    actor: actor.clone(),
+                    source,
                 },
                 Change::Delete {
                     tenant,
@@ -333,15 +351,78 @@ impl KnowledgeStore {
                     expected_version: *expected_version,
                     create_only: false,
                     must_exist: true,
+                    actor: actor.clone(),
+                    source,
                 },
             });
         }
-        let _writer = self.inner.writer.lock().await;
-        let outcomes = self
-            .inner
-            .journal
-            .append(&entries, actor, source, now_ms())
-            .await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .pending
+            .lock()
+            .map_err(|_| StoreError::Corrupt("write queue lock poisoned".to_owned()))?
+            .push(PendingWrite {
+                entries,
+                changes,
+                reply,
+            });
+        let store = self.clone();
+        tokio::spawn(async move {
+            let _writer = store.inner.writer.lock().await;
+            let group = match store.inner.pending.lock() {
+                Ok(mut pending) => std::mem::take(&mut *pending),
+                Err(_) => return,
+            };
+            // Empty when an earlier group took this write along.
+            if !group.is_empty() {
+                store.commit_group(group).await;
+            }
+        });
+        answer
+            .await
+            .map_err(|_| StoreError::Corrupt("the write task ended without an answer".to_owned()))?
+    }
+
+    /// Appends a group of writes in one journal transaction, applies the accepted rows to
+    /// the graph, and answers each write (the writer lock is held by the caller).
+    async fn commit_group(&self, group: Vec<PendingWrite>) {
+        let sizes: Vec<usize> = group.iter().map(|w| w.entries.len()).collect();
+        let mut entries = Vec::with_capacity(sizes.iter().sum());
+        let mut changes = Vec::with_capacity(entries.capacity());
+        let mut replies = Vec::with_capacity(group.len());
+        for write in group {
+            entries.extend(write.entries);
+            changes.extend(write.changes);
+            replies.push(write.reply);
+        }
+        let outcome = self.append_and_apply(&entries, changes).await;
+        let mut results = match outcome {
+            Ok(results) => results.into_iter(),
+            Err(e) => {
+                // The first write gets the error itself; the others its description.
+                let message = e.to_string();
+                let mut replies = replies.into_iter();
+                if let Some(first) = replies.next() {
+                    let _ = first.send(Err(e));
+                }
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::GroupWrite(message.clone())));
+                }
+                return;
+            }
+        };
+        for (reply, size) in replies.into_iter().zip(sizes) {
+            // A writer that went away does not need its answer.
+            let _ = reply.send(Ok(results.by_ref().take(size).collect()));
+        }
+    }
+
+    async fn append_and_apply(
+        &self,
+        entries: &[NewEntry],
+        changes: Vec<Change>,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let outcomes = self.inner.journal.append(entries, now_ms()).await?;
         // The accepted rows, with the resources in hand so the graph need not decode
         // their JSON again.
         let targets: Vec<(Tenant, ResourceId)> = changes
