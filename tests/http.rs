@@ -761,6 +761,47 @@ async fn a_td_with_a_ttl_expires_and_is_removed_through_the_journal() {
 }
 
 #[tokio::test]
+async fn tds_that_expire_while_no_server_runs_are_removed_after_the_next_start() {
+    let t = spawn_app(&backends().await[0]).await;
+    t.shutdown.cancel();
+    t.server.await.unwrap().unwrap();
+    let mut short = td("urn:dev:offline-ttl", "Short");
+    short["registration"] = json!({"ttl": 1});
+    t.app
+        .put_thing(
+            &tenant("acme"),
+            &rid("urn:dev:offline-ttl"),
+            short,
+            None,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = HttpConfig::new(tenant("acme"));
+    config.expiry_interval = Duration::from_millis(200);
+    let shutdown = CancellationToken::new();
+    let server =
+        tokio::spawn(HttpServer::new(listener, t.app.clone(), config, shutdown.clone()).run());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t
+        .store
+        .get(&tenant("acme"), &rid("urn:dev:offline-ttl"))
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the expired TD was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+    t.store.close().await;
+}
+
+#[tokio::test]
 async fn sparql_protocol_answers_in_every_encoding_and_format() {
     let t = spawn_app(&backends().await[0]).await;
     for i in 0..3 {

@@ -231,31 +231,21 @@ impl App {
         }
     }
 
-    /// Every Thing with an expiry, read from the graph (once, at start).
+    /// Every Thing with an expiry, read from the graph: a scan of the stored TDs that
+    /// parses only those that mention an expiry.
     fn expiring_things(&self) -> Result<Vec<(i64, Tenant, ResourceId)>, AppError> {
-        let mut out = Vec::new();
-        for tenant in self.store().tenants()? {
-            let mut cursor: Option<ResourceId> = None;
-            loop {
-                let page = self
-                    .store()
-                    .list_kinds(&tenant, &THING_KINDS, cursor.as_ref(), 1000)?;
-                let Some((last, _)) = page.last() else {
-                    break;
-                };
-                cursor = Some(last.clone());
-                for (id, _) in page {
-                    if let Some(at) = self
-                        .get(&tenant, &id)?
-                        .and_then(thing_of)
-                        .and_then(|t| t.expires_ms)
-                    {
-                        out.push((at, tenant.clone(), id));
-                    }
-                }
-            }
-        }
-        Ok(out)
+        let tds = self
+            .store()
+            .scan_literals(iotcane_model::vocab::ic::THING_DESCRIPTION, |json| {
+                json.contains("\"expires\"")
+            })?;
+        Ok(tds
+            .into_iter()
+            .filter_map(|(tenant, id, json)| {
+                let td: Map<String, Value> = serde_json::from_str(&json).ok()?;
+                Some((expiry_of(&td)?, tenant, id))
+            })
+            .collect())
     }
 
     /// Removes expired Things through the journal until `shutdown`, checking every

@@ -612,6 +612,35 @@ impl KnowledgeStore {
         self.inner.graph.count(tenant, kind)
     }
 
+    /// Every literal object of `predicate`, in every tenant, that `keep` accepts, with the
+    /// resource whose graph holds it. A scan of one predicate's index; blocking.
+    pub fn scan_literals(
+        &self,
+        predicate: oxigraph::model::NamedNodeRef<'_>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(Tenant, ResourceId, String)>, StoreError> {
+        let mut out = Vec::new();
+        for (_, store) in self.inner.graph.stores()? {
+            for quad in store.quads_for_pattern(None, Some(predicate), None, None) {
+                let quad = quad?;
+                let (
+                    oxigraph::model::Term::Literal(literal),
+                    oxigraph::model::GraphName::NamedNode(graph),
+                ) = (&quad.object, &quad.graph_name)
+                else {
+                    continue;
+                };
+                if !keep(literal.value()) {
+                    continue;
+                }
+                if let Some((tenant, id)) = Tenant::parse_graph(graph.as_str()) {
+                    out.push((tenant, id, literal.value().to_owned()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Tenants that have data.
     pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         self.inner.graph.tenants()
