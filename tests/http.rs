@@ -571,6 +571,26 @@ async fn events_arrive_in_order_and_resume_after_last_event_id() {
 }
 
 #[tokio::test]
+async fn a_revoked_key_loses_its_open_event_stream() {
+    let t = spawn_app(&backends().await[0]).await;
+    let reader = t.key("acme", Role::Read).await;
+    let mut stream = Sse::open(&t, "/events", &reader, None).await;
+    let key_id = reader.split('_').nth(1).unwrap().to_owned();
+    assert!(t.app.keys().revoke(&tenant("acme"), &key_id).await.unwrap());
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.response.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its key");
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn pagination_visits_every_item_exactly_once_while_items_are_added() {
     let t = spawn_app(&backends().await[0]).await;
     let originals: BTreeSet<String> = (0..40)
@@ -1363,6 +1383,8 @@ async fn bad_input_gets_a_precise_problem_and_changes_nothing() {
     invalid_td["title"] = json!(5);
     invalid_td["properties"]["heart_rate"]["forms"] = json!("not a list");
     let oversize = json!({"@context": "https://www.w3.org/2022/wot/td/v1.1", "id": "urn:dev:kept", "title": "x".repeat(BODY_LIMIT)});
+    let mut long_ttl = td("urn:dev:kept", "Kept");
+    long_ttl["registration"] = json!({"ttl": 1e300});
     let update_service = "SELECT * WHERE { SERVICE <http://example.com/sparql> { ?s ?p ?o } }";
 
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
@@ -1549,6 +1571,18 @@ async fn bad_input_gets_a_precise_problem_and_changes_nothing() {
             t.get("/events").header("Last-Event-ID", "yesterday"),
             400,
             "bad-parameter",
+        ),
+        (
+            "offset past the cap",
+            t.get("/things?offset=10001"),
+            400,
+            "bad-parameter",
+        ),
+        (
+            "a TTL past a century",
+            td_put(&t.admin, long_ttl.to_string(), "application/td+json"),
+            400,
+            "validation-failed",
         ),
     ];
     for (name, request, status, slug) in cases {

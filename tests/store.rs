@@ -714,3 +714,51 @@ async fn concurrent_writes_share_commits_and_each_gets_its_own_answer() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn an_all_or_nothing_batch_with_one_refusal_writes_nothing() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &backend).await;
+        let t = tenant("acme");
+        put(&store, &t, device_json("a", "a v1")).await;
+        let before = export_lines(&store);
+        let head = store.journal_head().await.unwrap();
+        let change = |json, expected| Change::Put {
+            tenant: t.clone(),
+            resource: Box::new(resource(json)),
+            expected_version: expected,
+            create_only: false,
+        };
+        let results = store
+            .write_all_or_nothing(
+                vec![
+                    change(device_json("b", "new"), None),
+                    change(device_json("a", "stale"), Some(7)),
+                ],
+                "admin",
+                ChangeSource::Http,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(&results[0], Err(StoreError::Aborted(id)) if id == &self::id("b")),
+            "{results:?}"
+        );
+        assert!(
+            matches!(
+                &results[1],
+                Err(StoreError::VersionMismatch { actual: 1, .. })
+            ),
+            "{results:?}"
+        );
+        assert_eq!(
+            store.journal_head().await.unwrap(),
+            head,
+            "{}",
+            backend.name
+        );
+        assert_eq!(export_lines(&store), before);
+        store.close().await;
+    }
+}

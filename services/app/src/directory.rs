@@ -14,6 +14,9 @@ use crate::{Actor, App, AppError};
 /// The W3C TD 1.1 JSON Schema, bundled (no schema is ever fetched at run time).
 const TD_SCHEMA: &str = include_str!("../../../schema/w3c/td-json-schema-validation.json");
 
+/// The longest time to live a TD may ask for: a hundred years, in seconds.
+const MAX_TTL_S: f64 = 100.0 * 365.25 * 86_400.0;
+
 /// The kinds a Thing Description can describe.
 pub const THING_KINDS: [Kind; 2] = [Kind::Device, Kind::EdgeNode];
 
@@ -376,7 +379,8 @@ fn thing_resource(mut td: Map<String, Value>) -> Result<iotcane_model::Resource,
     let mut registration = Map::new();
     if let Some(Value::Object(given)) = td.remove("registration") {
         match given.get("ttl") {
-            Some(Value::Number(n)) if n.as_f64().is_some_and(|s| s > 0.0 && s.is_finite()) => {
+            // At most a century: beyond that, expiry times stop being representable.
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|s| s > 0.0 && s <= MAX_TTL_S) => {
                 let ttl_s = n.as_f64().unwrap_or(0.0);
                 registration.insert("ttl".into(), Value::Number(n.clone()));
                 let expires = now_ms().saturating_add((ttl_s * 1000.0) as i64);

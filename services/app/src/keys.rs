@@ -117,6 +117,14 @@ pub enum KeyError {
     Invalid,
     #[error("key name must be 1 to 100 printable characters")]
     BadName,
+    #[error(
+        "a configured key needs an id of at least 4 and a secret of at least 32 hex digits: ick_<id>_<secret>"
+    )]
+    Weak,
+    #[error(
+        "a key with id {0} exists with another secret, tenant or role; revoke it or choose another id"
+    )]
+    Conflicting(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -177,7 +185,17 @@ impl Keys {
         token: &str,
     ) -> Result<KeyInfo, KeyError> {
         let (key_id, secret) = split(token).ok_or(KeyError::Invalid)?;
+        // A key chosen by an operator must be as hard to guess as a generated one.
+        if secret.len() < 32 || key_id.len() < 4 {
+            return Err(KeyError::Weak);
+        }
         if let Some(existing) = self.store.key(key_id).await? {
+            let same = constant_time_eq(&existing.secret_hash, &hash(secret))
+                && existing.tenant == tenant.as_str()
+                && existing.role == role.as_str();
+            if !same {
+                return Err(KeyError::Conflicting(key_id.to_owned()));
+            }
             return Ok(existing.into());
         }
         let record = KeyRecord {

@@ -146,7 +146,8 @@ impl App {
     }
 
     /// Runs a SPARQL update through the journal: the resources it changes are written as
-    /// one batch, each only if nobody changed it meanwhile. Returns the writes.
+    /// one all-or-nothing batch, each only if nobody changed it meanwhile. Returns the
+    /// writes; a refusal (a concurrent change) is the error, and then nothing is written.
     pub async fn sparql_update(
         &self,
         tenant: &Tenant,
@@ -157,11 +158,24 @@ impl App {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let results = self.store.write(changes, &actor.name, actor.source).await?;
-        results
-            .into_iter()
-            .map(|r| r.map_err(AppError::from))
-            .collect()
+        let results = self
+            .store
+            .write_all_or_nothing(changes, &actor.name, actor.source)
+            .await?;
+        // The refusal that caused the abort, rather than one of the aborted changes.
+        let mut written = Vec::with_capacity(results.len());
+        let mut aborted = None;
+        for result in results {
+            match result {
+                Ok(w) => written.push(w),
+                Err(e @ StoreError::Aborted(_)) => aborted = Some(e),
+                Err(refusal) => return Err(refusal.into()),
+            }
+        }
+        match aborted {
+            Some(e) => Err(e.into()),
+            None => Ok(written),
+        }
     }
 
     /// Every version of a resource, oldest first.

@@ -9,9 +9,10 @@ use iotcane_app::{Actor, Principal, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request, and the key it presented (kept so that a
+/// long-lived request, an event stream, can check the key again).
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub Principal, Option<std::sync::Arc<str>>);
 
 impl Caller {
     /// Fails unless the caller's role includes `needed`.
@@ -30,6 +31,15 @@ impl Caller {
         &self.0.tenant
     }
 
+    /// Whether the key this caller presented still checks out (it may have been revoked
+    /// since the request began). Always true with auth off.
+    pub async fn still_valid(&self, keys: &iotcane_app::Keys) -> bool {
+        match &self.1 {
+            Some(token) => keys.check(token).await.is_ok(),
+            None => true,
+        }
+    }
+
     /// The journal's actor for changes this caller makes: the key's id and name.
     pub fn actor(&self) -> Actor {
         Actor {
@@ -44,12 +54,15 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if !state.config.auth {
-            return Ok(Caller(Principal {
-                key_id: "local".to_owned(),
-                key_name: "auth disabled".to_owned(),
-                tenant: state.config.local_tenant.clone(),
-                role: Role::Admin,
-            }));
+            return Ok(Caller(
+                Principal {
+                    key_id: "local".to_owned(),
+                    key_name: "auth disabled".to_owned(),
+                    tenant: state.config.local_tenant.clone(),
+                    role: Role::Admin,
+                },
+                None,
+            ));
         }
         let headers = &parts.headers;
         let token = headers
@@ -63,6 +76,6 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .ok_or(ApiError::MissingKey)?;
         let principal = state.app.keys().check(token).await?;
-        Ok(Caller(principal))
+        Ok(Caller(principal, Some(std::sync::Arc::from(token))))
     }
 }

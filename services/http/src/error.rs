@@ -252,7 +252,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
-            StoreError::AlreadyExists { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::AlreadyExists { .. } | StoreError::Aborted(_) => {
+                ApiError::Conflict(e.to_string())
+            }
             StoreError::VersionMismatch { .. } => ApiError::PreconditionFailed(e.to_string()),
             StoreError::QuerySyntax(_) => ApiError::BadSparql(e.to_string()),
             StoreError::QueryEvaluation(_) => ApiError::BadSparql(e.to_string()),

@@ -18,6 +18,8 @@ pub enum StoreError {
         expected: i64,
         actual: i64,
     },
+    #[error("{0} was not written: another change of the same all-or-nothing batch was refused")]
+    Aborted(ResourceId),
     #[error("the journal write this change was grouped with failed: {0}")]
     GroupWrite(String),
     #[error("journal database error: {0}")]

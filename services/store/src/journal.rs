@@ -58,8 +58,15 @@ pub(crate) struct NewEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
     NotFound,
-    AlreadyExists { version: i64 },
-    VersionMismatch { expected: i64, actual: i64 },
+    AlreadyExists {
+        version: i64,
+    },
+    VersionMismatch {
+        expected: i64,
+        actual: i64,
+    },
+    /// Acceptable, but another entry of the same all-or-nothing batch was refused.
+    Aborted,
 }
 
 struct Sql {
@@ -228,6 +235,7 @@ impl Journal {
         &self,
         batch: &[NewEntry],
         at_ms: i64,
+        all_or_nothing: bool,
     ) -> Result<Vec<Result<JournalEntry, Refusal>>, StoreError> {
         let by_tenant = ids_by_tenant(batch);
         match self {
@@ -247,6 +255,9 @@ impl Journal {
                     collect_current(&mut current, tenant, &rows)?;
                 }
                 let decided = decide(batch, &current, head, at_ms);
+                if all_or_nothing && decided.outcomes.iter().any(Result::is_err) {
+                    return Ok(aborted(decided.outcomes));
+                }
                 if let Some(last) = decided.last_seq {
                     sqlx::query(SQLITE.insert_many)
                         .bind(journal_rows_json(&decided.accepted))
@@ -280,6 +291,9 @@ impl Journal {
                     collect_current(&mut current, tenant, &rows)?;
                 }
                 let decided = decide(batch, &current, head, at_ms);
+                if all_or_nothing && decided.outcomes.iter().any(Result::is_err) {
+                    return Ok(aborted(decided.outcomes));
+                }
                 if let Some(last) = decided.last_seq {
                     let rows = &decided.accepted;
                     sqlx::query(POSTGRES.insert_many)
@@ -390,6 +404,18 @@ impl Journal {
             Journal::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// The outcomes of an all-or-nothing batch that was not written: the refusals stand, the
+/// rest is aborted. (The transaction is dropped, so nothing was written.)
+fn aborted(outcomes: Vec<Result<JournalEntry, Refusal>>) -> Vec<Result<JournalEntry, Refusal>> {
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            Ok(_) => Err(Refusal::Aborted),
+            refused => refused,
+        })
+        .collect()
 }
 
 /// The stored state of a resource: version, deleted, created_ms, kind.

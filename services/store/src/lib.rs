@@ -219,6 +219,7 @@ const TAIL_BATCH: i64 = 10_000;
 struct PendingWrite {
     entries: Vec<NewEntry>,
     changes: Vec<Change>,
+    all_or_nothing: bool,
     reply: tokio::sync::oneshot::Sender<Result<Vec<Result<Written, StoreError>>, StoreError>>,
 }
 
@@ -317,6 +318,28 @@ impl KnowledgeStore {
         actor: &str,
         source: ChangeSource,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_batch(changes, actor, source, false).await
+    }
+
+    /// Writes a batch of changes all or nothing: if any change is refused, none is
+    /// written, the refusals are returned and the other changes come back
+    /// [`StoreError::Aborted`].
+    pub async fn write_all_or_nothing(
+        &self,
+        changes: Vec<Change>,
+        actor: &str,
+        source: ChangeSource,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_batch(changes, actor, source, true).await
+    }
+
+    async fn write_batch(
+        &self,
+        changes: Vec<Change>,
+        actor: &str,
+        source: ChangeSource,
+        all_or_nothing: bool,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let actor: Arc<str> = Arc::from(actor);
         let mut entries = Vec::with_capacity(changes.len());
         for change in &changes {
@@ -364,6 +387,7 @@ impl KnowledgeStore {
             .push(PendingWrite {
                 entries,
                 changes,
+                all_or_nothing,
                 reply,
             });
         let store = self.clone();
@@ -373,9 +397,22 @@ impl KnowledgeStore {
                 Ok(mut pending) => std::mem::take(&mut *pending),
                 Err(_) => return,
             };
-            // Empty when an earlier group took this write along.
-            if !group.is_empty() {
-                store.commit_group(group).await;
+            // Empty when an earlier group took this write along. Ordinary writes share a
+            // transaction; an all-or-nothing batch gets its own, so its refusal cannot
+            // undo the others.
+            let mut shared = Vec::new();
+            for write in group {
+                if write.all_or_nothing {
+                    if !shared.is_empty() {
+                        store.commit_group(std::mem::take(&mut shared), false).await;
+                    }
+                    store.commit_group(vec![write], true).await;
+                } else {
+                    shared.push(write);
+                }
+            }
+            if !shared.is_empty() {
+                store.commit_group(shared, false).await;
             }
         });
         answer
@@ -385,7 +422,7 @@ impl KnowledgeStore {
 
     /// Appends a group of writes in one journal transaction, applies the accepted rows to
     /// the graph, and answers each write (the writer lock is held by the caller).
-    async fn commit_group(&self, group: Vec<PendingWrite>) {
+    async fn commit_group(&self, group: Vec<PendingWrite>, all_or_nothing: bool) {
         let sizes: Vec<usize> = group.iter().map(|w| w.entries.len()).collect();
         let mut entries = Vec::with_capacity(sizes.iter().sum());
         let mut changes = Vec::with_capacity(entries.capacity());
@@ -395,7 +432,9 @@ impl KnowledgeStore {
             changes.extend(write.changes);
             replies.push(write.reply);
         }
-        let outcome = self.append_and_apply(&entries, changes).await;
+        let outcome = self
+            .append_and_apply(&entries, changes, all_or_nothing)
+            .await;
         let mut results = match outcome {
             Ok(results) => results.into_iter(),
             Err(e) => {
@@ -421,8 +460,13 @@ impl KnowledgeStore {
         &self,
         entries: &[NewEntry],
         changes: Vec<Change>,
+        all_or_nothing: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        let outcomes = self.inner.journal.append(entries, now_ms()).await?;
+        let outcomes = self
+            .inner
+            .journal
+            .append(entries, now_ms(), all_or_nothing)
+            .await?;
         // The accepted rows, with the resources in hand so the graph need not decode
         // their JSON again.
         let targets: Vec<(Tenant, ResourceId)> = changes
@@ -459,6 +503,7 @@ impl KnowledgeStore {
                     version: entry.version,
                     seq: entry.seq,
                 }),
+                Err(Refusal::Aborted) => Err(StoreError::Aborted(id.clone())),
                 Err(Refusal::NotFound) => Err(StoreError::NotFound {
                     tenant: tenant.clone(),
                     id: id.clone(),

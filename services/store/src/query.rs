@@ -283,6 +283,13 @@ pub enum SortKey {
 impl SortKey {
     fn of(term: Option<&Term>) -> SortKey {
         match term {
+            // Date-times sort by the instant they name, whatever offset they were written in.
+            Some(Term::Literal(l))
+                if l.datatype() == oxigraph::model::vocab::xsd::DATE_TIME
+                    && crate::graph::parse_time_ms(l.value()).is_some() =>
+            {
+                SortKey::Number(crate::graph::parse_time_ms(l.value()).unwrap_or(0) as f64)
+            }
             Some(Term::Literal(l)) => {
                 if iotcane_model::rdf::is_numeric_literal(l.as_ref()) {
                     l.value()
@@ -564,6 +571,20 @@ mod tests {
         // Berlin to Paris is about 878 km.
         let d = haversine_m(52.5200, 13.4050, 48.8566, 2.3522);
         assert!((d - 878_000.0).abs() < 5_000.0, "{d}");
+    }
+
+    #[test]
+    fn date_times_sort_by_instant() {
+        use oxigraph::model::Literal;
+        let at = |s: &str| {
+            SortKey::of(Some(&Term::from(Literal::new_typed_literal(
+                s,
+                oxigraph::model::vocab::xsd::DATE_TIME,
+            ))))
+        };
+        let later = at("2026-12-01T10:00:00+02:00"); // 08:00Z
+        let earlier = at("2026-12-01T09:00:00Z");
+        assert!(later.compare(&earlier).is_lt());
     }
 
     #[test]

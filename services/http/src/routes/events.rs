@@ -70,12 +70,7 @@ async fn thing_events(
         types: [true; 3],
         diff: params.diff.unwrap_or(false),
     };
-    Ok(stream(
-        state,
-        caller.tenant().clone(),
-        feed,
-        last_event_id(&headers)?,
-    ))
+    Ok(stream(state, caller, feed, last_event_id(&headers)?))
 }
 
 /// Directory events of one type.
@@ -106,12 +101,7 @@ async fn thing_events_of_type(
         types,
         diff: params.diff.unwrap_or(false),
     };
-    Ok(stream(
-        state,
-        caller.tenant().clone(),
-        feed,
-        last_event_id(&headers)?,
-    ))
+    Ok(stream(state, caller, feed, last_event_id(&headers)?))
 }
 
 /// Every change to the tenant's resources (`created`, `updated`, `deleted`), with the
@@ -131,7 +121,7 @@ async fn resource_events(
     caller.require(Role::Read)?;
     Ok(stream(
         state,
-        caller.tenant().clone(),
+        caller,
         Feed::Resources,
         last_event_id(&headers)?,
     ))
@@ -152,9 +142,11 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+/// Streams events until the client goes away, its key is revoked, or the server shuts
+/// down.
 fn stream(
     state: AppState,
-    tenant: Tenant,
+    caller: Caller,
     feed: Feed,
     resume_after: Option<i64>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -163,13 +155,30 @@ fn stream(
     let live = state.app.store().subscribe();
     tokio::spawn(async move {
         let shutdown = state.shutdown.clone();
+        let tenant = caller.tenant().clone();
         tokio::select! {
             () = shutdown.cancelled() => {}
+            // A quiet stream never sends, so a departed client is noticed here.
+            () = tx.closed() => {}
+            () = until_revoked(&state, &caller) => {}
             () = pump(&state, &tenant, feed, resume_after, live, &tx) => {}
         }
     });
     let events = ReceiverStream::new(rx);
     Sse::new(futures_util::StreamExt::map(events, Ok)).keep_alive(KeepAlive::default())
+}
+
+/// Returns once the caller's key no longer checks out (checked as often as keys are
+/// cached, so a revoked key loses its streams as soon as it loses everything else).
+async fn until_revoked(state: &AppState, caller: &Caller) {
+    let mut tick = tokio::time::interval(iotcane_app::keys::KEY_CACHE_TTL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if !caller.still_valid(state.app.keys()).await {
+            return;
+        }
+    }
 }
 
 /// Sends the backlog after `resume_after`, then live events, until the client goes away.

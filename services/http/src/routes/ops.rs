@@ -45,10 +45,10 @@ pub struct Readiness {
     ))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Readiness>> {
     let store = state.app.store();
-    let journal_head = store
-        .journal_head()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the journal does not answer: {e}")))?;
+    let journal_head = store.journal_head().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness: the journal does not answer");
+        ApiError::Unavailable("the journal does not answer".to_owned())
+    })?;
     Ok(axum::Json(Readiness {
         status: "ready".to_owned(),
         journal_head,

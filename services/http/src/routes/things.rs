@@ -29,6 +29,10 @@ pub const TD_MEDIA_TYPES: &[&str] = &[
 ];
 const MERGE_PATCH: &[&str] = &["application/merge-patch+json"];
 const DISCOVERY_CONTEXT: &str = "https://www.w3.org/2022/wot/discovery";
+/// Offsets cost a walk over every Thing before them; beyond this, clients page by cursor.
+const MAX_OFFSET: usize = 10_000;
+/// The most nodes a JSONPath search returns.
+const MAX_JSONPATH_NODES: usize = 10_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -90,6 +94,14 @@ async fn list_things(
         .map_err(|e| ApiError::bad_parameter("after", e.to_string()))?;
     let tenant = caller.tenant().clone();
     let offset = params.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_parameter(
+            "offset",
+            format!(
+                "must be at most {MAX_OFFSET}; follow the `next` links (they use `after`) to go further"
+            ),
+        ));
+    }
     if after.is_some() && offset > 0 {
         return Err(ApiError::bad_parameter(
             "offset",
@@ -299,12 +311,14 @@ async fn delete_thing(
     caller.require(Role::Write)?;
     let id = thing_id(&id)?;
     let expected = if_match(&headers)?;
-    if state.app.thing(caller.tenant(), &id)?.is_none() {
+    let Some(thing) = state.app.thing(caller.tenant(), &id)? else {
         return Err(ApiError::NotFound(format!("no Thing `{id}`")));
-    }
+    };
+    // At the version just checked to be a Thing, unless the client named one.
+    let version = expected.unwrap_or(thing.meta.version);
     state
         .app
-        .delete(caller.tenant(), &id, expected, &caller.actor())
+        .delete(caller.tenant(), &id, Some(version), &caller.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -340,9 +354,14 @@ async fn search_jsonpath(
             .map(|t| Value::Object(t.td))
             .collect();
         let all = Value::Array(tds);
-        Ok(Value::Array(
-            path.query(&all).all().into_iter().cloned().collect(),
-        ))
+        let nodes = path.query(&all).all();
+        if nodes.len() > MAX_JSONPATH_NODES {
+            return Err(ApiError::ResultLimit(format!(
+                "the expression selects {} nodes, more than the {MAX_JSONPATH_NODES} allowed; make it narrower",
+                nodes.len()
+            )));
+        }
+        Ok(Value::Array(nodes.into_iter().cloned().collect()))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
