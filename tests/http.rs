@@ -1177,6 +1177,15 @@ async fn native_rest_negotiates_versions_filters_and_bulk_writes() {
         .unwrap();
     assert_eq!(replaced.status(), StatusCode::OK);
     assert_eq!(replaced.headers()[header::ETAG], "\"v2\"");
+    // If-Match: * needs an existing resource.
+    let absent = t
+        .req(Method::PUT, "/api/v1/devices/hr-absent", &t.admin)
+        .header(header::IF_MATCH, "*")
+        .json(&device_json("hr-absent", "absent"))
+        .send()
+        .await
+        .unwrap();
+    problem(absent, 412, "version-mismatch").await;
     // Stale If-Match loses.
     let before = t.fingerprint().await;
     let stale = t

@@ -67,6 +67,8 @@ pub struct Committed {
 pub struct App {
     store: KnowledgeStore,
     keys: Keys,
+    /// SPARQL updates run one at a time: each copies a tenant's graphs.
+    updates: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One version of a resource, from the journal.
@@ -82,6 +84,7 @@ impl App {
         Self {
             keys: Keys::new(store.clone()),
             store,
+            updates: std::sync::Arc::default(),
         }
     }
 
@@ -154,6 +157,7 @@ impl App {
         update: &str,
         actor: &Actor,
     ) -> Result<Vec<Written>, AppError> {
+        let _one_at_a_time = self.updates.lock().await;
         let changes = self.store.plan_update(tenant, update).await?;
         if changes.is_empty() {
             return Ok(Vec::new());

@@ -8,8 +8,30 @@ pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"v{version}\"")).unwrap_or(HeaderValue::from_static("\"v0\""))
 }
 
-/// The version an `If-Match` header demands: `None` without the header (or with `*`,
-/// which any existing version satisfies).
+/// The version an `If-Match` header demands (`None` without one). `*` demands that the
+/// resource exists: it stands for the current version, and a missing resource fails it.
+pub fn expected_version(
+    headers: &HeaderMap,
+    app: &iotcane_app::App,
+    tenant: &iotcane_model::Tenant,
+    id: &iotcane_model::ResourceId,
+) -> Result<Option<i64>, ApiError> {
+    if headers
+        .get(header::IF_MATCH)
+        .is_none_or(|v| v.as_bytes() != b"*")
+    {
+        return if_match(headers);
+    }
+    match app.get(tenant, id)? {
+        Some(stored) => Ok(Some(stored.meta.version)),
+        None => Err(ApiError::PreconditionFailed(format!(
+            "If-Match: * needs an existing resource, and `{id}` does not exist"
+        ))),
+    }
+}
+
+/// The version an `If-Match` header names: `None` without the header (or with `*`, which
+/// [`expected_version`] resolves).
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);

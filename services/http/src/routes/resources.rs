@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::body::{Body, negotiate};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::filters::{ListParams, ListQuery, Page};
-use crate::headers::{etag, if_match};
+use crate::headers::{etag, expected_version};
 use crate::routes::things::encode;
 use crate::state::AppState;
 
@@ -269,7 +269,7 @@ async fn put_resource(
     caller.require(Role::Write)?;
     let collection = collection(&raw)?;
     let id = resource_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = expected_version(&headers, &state.app, caller.tenant(), &id)?;
     let resource = one_resource(&body, collection, Some(&id))?;
     let json = resource.to_json();
     let written = state
@@ -311,7 +311,7 @@ async fn patch_resource(
     caller.require(Role::Write)?;
     let collection = collection(&raw)?;
     let id = resource_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = expected_version(&headers, &state.app, caller.tenant(), &id)?;
     let patch = body.json(MERGE_PATCH)?;
     ensure_kind(&state, caller.tenant(), &id, collection)?;
     let written = state
@@ -349,7 +349,7 @@ async fn delete_resource(
     caller.require(Role::Write)?;
     let collection = collection(&raw)?;
     let id = resource_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = expected_version(&headers, &state.app, caller.tenant(), &id)?;
     ensure_kind(&state, caller.tenant(), &id, collection)?;
     state
         .app

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::headers::{etag, if_match};
+use crate::headers::{etag, expected_version};
 use crate::state::AppState;
 
 pub const TD_MEDIA_TYPES: &[&str] = &[
@@ -235,7 +235,7 @@ async fn put_thing(
 ) -> ApiResult<Response> {
     caller.require(Role::Write)?;
     let id = thing_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = expected_version(&headers, &state.app, caller.tenant(), &id)?;
     let td = body.json(TD_MEDIA_TYPES)?;
     let written = state
         .app
@@ -274,7 +274,7 @@ async fn patch_thing(
 ) -> ApiResult<Response> {
     caller.require(Role::Write)?;
     let id = thing_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = expected_version(&headers, &state.app, caller.tenant(), &id)?;
     let patch = body.json(MERGE_PATCH)?;
     if patch
         .get("id")
@@ -310,7 +310,7 @@ async fn delete_thing(
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Write)?;
     let id = thing_id(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = expected_version(&headers, &state.app, caller.tenant(), &id)?;
     let Some(thing) = state.app.thing(caller.tenant(), &id)? else {
         return Err(ApiError::NotFound(format!("no Thing `{id}`")));
     };
