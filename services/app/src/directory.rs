@@ -168,7 +168,7 @@ impl App {
         let Some(stored) = self.get(tenant, id)? else {
             return Ok(None);
         };
-        Ok(thing_of(stored).filter(|t| t.expires_ms.is_none_or(|at| at > now_ms())))
+        Ok(thing_of(stored).filter(|t| t.expires_ms.is_none_or(|at| at > crate::now_ms())))
     }
 
     /// A tenant's Things in id order after a cursor, expired ones left out.
@@ -289,7 +289,7 @@ impl App {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
                 _ = tick.tick() => {
-                    let now = now_ms();
+                    let now = crate::now_ms();
                     let mut expired = 0;
                     for (tenant, id) in index.due(now) {
                         match self.expire_one(&tenant, &id, now, actor).await {
@@ -337,13 +337,18 @@ impl ExpiryIndex {
         let (Ok(tenant), Ok(id)) = (entry.tenant.parse(), entry.resource_id.parse()) else {
             return;
         };
-        let at = entry.body.as_deref().and_then(|body| {
-            let value: Value = serde_json::from_str(body).ok()?;
-            value
-                .pointer("/td/registration/expires")?
-                .as_str()
-                .and_then(parse_time_ms)
-        });
+        // Most writes carry no expiry: only those that mention one are parsed.
+        let at = entry
+            .body
+            .as_deref()
+            .filter(|b| b.contains("\"expires\""))
+            .and_then(|body| {
+                let value: Value = serde_json::from_str(body).ok()?;
+                value
+                    .pointer("/td/registration/expires")?
+                    .as_str()
+                    .and_then(parse_time_ms)
+            });
         self.set(tenant, id, at);
     }
 
@@ -383,7 +388,7 @@ fn thing_resource(mut td: Map<String, Value>) -> Result<iotcane_model::Resource,
             Some(Value::Number(n)) if n.as_f64().is_some_and(|s| s > 0.0 && s <= MAX_TTL_S) => {
                 let ttl_s = n.as_f64().unwrap_or(0.0);
                 registration.insert("ttl".into(), Value::Number(n.clone()));
-                let expires = now_ms().saturating_add((ttl_s * 1000.0) as i64);
+                let expires = crate::now_ms().saturating_add((ttl_s * 1000.0) as i64);
                 registration.insert("expires".into(), json!(format_time_ms(expires)));
             }
             Some(_) => {
@@ -451,7 +456,7 @@ pub fn thing_of(stored: Stored) -> Option<Thing> {
     if let Value::Object(r) = registration {
         r.insert("created".into(), json!(format_time_ms(meta.created_ms)));
         r.insert("modified".into(), json!(format_time_ms(meta.modified_ms)));
-        r.insert("retrieved".into(), json!(format_time_ms(now_ms())));
+        r.insert("retrieved".into(), json!(format_time_ms(crate::now_ms())));
     }
     Some(Thing {
         id: resource.id.clone(),
@@ -523,12 +528,10 @@ fn synthesized_td(
 
 /// A random (version 4) UUID URN.
 fn new_urn_uuid() -> String {
-    let mut b = [0u8; 16];
-    #[allow(clippy::expect_used)]
-    getrandom::fill(&mut b).expect("the operating system's random generator failed");
+    let mut b = crate::keys::random_bytes::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = crate::keys::hex(&b);
     format!(
         "urn:uuid:{}-{}-{}-{}-{}",
         &h[0..8],
@@ -537,12 +540,6 @@ fn new_urn_uuid() -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Shared by the gateways: the bundled TD schema compiles.

@@ -165,7 +165,7 @@ impl Keys {
             role: role.as_str().to_owned(),
             name: name.to_owned(),
             secret_hash: hash(&secret),
-            created_ms: now_ms(),
+            created_ms: crate::now_ms(),
             revoked_ms: None,
         };
         self.store.insert_key(&record).await?;
@@ -204,7 +204,7 @@ impl Keys {
             role: role.as_str().to_owned(),
             name: name.to_owned(),
             secret_hash: hash(secret),
-            created_ms: now_ms(),
+            created_ms: crate::now_ms(),
             revoked_ms: None,
         };
         self.store.insert_key(&record).await?;
@@ -286,7 +286,7 @@ fn hash(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The operating system's generator failing is not something to recover from.
     #[allow(clippy::expect_used)]
@@ -294,7 +294,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
@@ -310,12 +310,6 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -140,7 +140,9 @@ impl App {
         if json.get("id").and_then(serde_json::Value::as_str) != Some(id.as_str()) {
             return Err(Violations::one("/id", "cannot be changed by a patch").into());
         }
-        if json.get("kind") != current.resource.to_json().get("kind") {
+        if json.get("kind").and_then(serde_json::Value::as_str)
+            != Some(current.resource.kind().as_str())
+        {
             return Err(Violations::one("/kind", "cannot be changed by a patch").into());
         }
         let resource = Resource::from_json(json)?;
@@ -321,6 +323,13 @@ impl App {
     pub fn get(&self, tenant: &Tenant, id: &ResourceId) -> Result<Option<Stored>, AppError> {
         Ok(self.store.get(tenant, id)?)
     }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Validates items without storing anything: the report an import would give, minus the

@@ -158,7 +158,9 @@ pub enum Journal {
     Postgres(PgPool),
 }
 
-/// Runs the same body against either pool, with that dialect's SQL set bound to `$sql`.
+/// Runs the same body against either pool, with that dialect's SQL set bound to `$sql`:
+/// the `SQLITE` or `POSTGRES` constant in scope where it is used (the keys module has
+/// its own).
 macro_rules! on_pool {
     ($journal:expr, $pool:ident, $sql:ident, $body:block) => {
         match $journal {
@@ -173,6 +175,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 impl Journal {
     /// Connects and applies this dialect's migrations. A `postgres://` URL selects

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::journal::Journal;
+use crate::journal::{Journal, on_pool};
 
 /// One API key as stored (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -59,21 +59,6 @@ const POSTGRES: KeySql = KeySql {
     count: "SELECT COUNT(*) FROM api_keys",
 };
 
-macro_rules! on_keys {
-    ($journal:expr, $pool:ident, $sql:ident, $body:block) => {
-        match $journal {
-            Journal::Sqlite($pool) => {
-                let $sql = &SQLITE;
-                $body
-            }
-            Journal::Postgres($pool) => {
-                let $sql = &POSTGRES;
-                $body
-            }
-        }
-    };
-}
-
 fn record<R: Row>(row: &R) -> Result<KeyRecord, StoreError>
 where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -94,7 +79,7 @@ where
 
 impl Journal {
     pub(crate) async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        on_keys!(self, pool, sql, {
+        on_pool!(self, pool, sql, {
             sqlx::query(sql.insert)
                 .bind(&key.key_id)
                 .bind(&key.tenant)
@@ -109,7 +94,7 @@ impl Journal {
     }
 
     pub(crate) async fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        on_keys!(self, pool, sql, {
+        on_pool!(self, pool, sql, {
             let row = sqlx::query(sql.by_id)
                 .bind(key_id)
                 .fetch_optional(pool)
@@ -120,7 +105,7 @@ impl Journal {
 
     /// One tenant's keys, or every key.
     pub(crate) async fn keys(&self, tenant: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
-        on_keys!(self, pool, sql, {
+        on_pool!(self, pool, sql, {
             let rows = match tenant {
                 Some(t) => sqlx::query(sql.list).bind(t).fetch_all(pool).await?,
                 None => sqlx::query(sql.list_all).fetch_all(pool).await?,
@@ -136,7 +121,7 @@ impl Journal {
         key_id: &str,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        on_keys!(self, pool, sql, {
+        on_pool!(self, pool, sql, {
             let done = sqlx::query(sql.revoke)
                 .bind(at_ms)
                 .bind(key_id)
@@ -148,7 +133,7 @@ impl Journal {
     }
 
     pub(crate) async fn key_count(&self) -> Result<i64, StoreError> {
-        on_keys!(self, pool, sql, {
+        on_pool!(self, pool, sql, {
             Ok(sqlx::query(sql.count).fetch_one(pool).await?.try_get(0)?)
         })
     }
