@@ -26,8 +26,10 @@ pub use enums::{
     OutcomeStatus, PowerSource, Protocol, ServiceKind,
 };
 pub use ids::{IdError, ResourceId, Tenant};
+pub use native::typed;
 pub use resource::{
     Affordance, Binding, Case, CloudOffering, Configuration, Device, EdgeNode, Form, Kind,
-    LiveContext, Location, NetworkLink, Outcome, QosRequirement, Resource, ResourceBody, Service,
+    LiveContext, Location, NetworkLink, Outcome, Placement, QosRequirement, Resource, ResourceBody,
+    Service,
 };
 pub use validate::{Violation, Violations};

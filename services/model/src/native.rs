@@ -219,8 +219,8 @@ fn placement_errors(map: &Map<String, Value>) -> Result<(), Vec<Violation>> {
     if found.is_empty() { Ok(()) } else { Err(found) }
 }
 
-/// Deserializes with the path of the first type error.
-fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> {
+/// Deserializes with the JSON pointer of the first type error.
+pub fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = String::new();
         for segment in e.path().iter() {
@@ -231,7 +231,7 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> {
                 }
                 serde_path_to_error::Segment::Map { key } => {
                     path.push('/');
-                    path.push_str(key);
+                    path.push_str(&crate::validate::pointer_segment(key));
                 }
                 serde_path_to_error::Segment::Enum { variant } => {
                     path.push('/');

@@ -6,7 +6,7 @@
 //! an [`oxrdf::Graph`] back into a [`Resource`], collecting every violation with the path of
 //! the native JSON key it concerns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use oxrdf::vocab::{rdf, xsd};
@@ -22,7 +22,7 @@ use crate::resource::{
     LiveContext, Location, NetworkLink, Outcome, Placement, QosRequirement, Resource, ResourceBody,
     Service,
 };
-use crate::validate::{Violation, Violations, validate};
+use crate::validate::{Violation, Violations, pointer_segment, validate};
 use crate::vocab::{RDF_JSON, dcterms, geo, hctl, ic, schema, sosa, td};
 
 /// The class of each kind.
@@ -45,8 +45,7 @@ pub fn kind_of_class(class: NamedNodeRef<'_>) -> Option<Kind> {
 /// The quads of `resource` in its tenant's graph for it.
 pub fn to_quads(tenant: &Tenant, resource: &Resource) -> Vec<Quad> {
     let graph = tenant.graph_of(&resource.id);
-    let seed = fnv1a(graph.as_str().as_bytes());
-    to_triples_seeded(resource, seed)
+    to_triples_seeded(resource, graph_seed(&graph))
         .into_iter()
         .map(|t| t.in_graph(GraphName::NamedNode(graph.clone())))
         .collect()
@@ -54,15 +53,60 @@ pub fn to_quads(tenant: &Tenant, resource: &Resource) -> Vec<Quad> {
 
 /// The triples of `resource`, outside any graph (for single-resource documents).
 pub fn to_triples(resource: &Resource) -> Vec<Triple> {
-    to_triples_seeded(resource, fnv1a(resource.id.iri().as_str().as_bytes()))
+    to_triples_seeded(resource, triples_seed(&resource.id))
 }
+
+/// The node [`to_triples`] gives the live context of the resource `id` (the object of its
+/// `ic:liveContext`). Every node under it has a label that extends this node's label.
+pub fn live_node(id: &ResourceId) -> BlankNode {
+    Writer::new(triples_seed(id)).blank(LIVE_PATH)
+}
+
+/// Exactly the triples [`to_triples`] gives for the live part of a resource `id` whose live
+/// context is `live`: the `ic:liveContext` link from the resource, the [`live_node`] and
+/// everything under it (its location and property value nodes), with the same labels.
+pub fn live_triples(id: &ResourceId, live: &LiveContext) -> Vec<Triple> {
+    let mut w = Writer::new(triples_seed(id));
+    write_live(&mut w, &NamedOrBlankNode::from(id.iri()), live);
+    w.triples
+}
+
+/// The node [`to_quads`] gives the live context of the resource `id` in `tenant`'s graph
+/// for it (the labels of [`to_quads`] are seeded by the graph IRI, not the resource IRI).
+pub fn live_graph_node(tenant: &Tenant, id: &ResourceId) -> BlankNode {
+    Writer::new(graph_seed(&tenant.graph_of(id))).blank(LIVE_PATH)
+}
+
+/// Exactly the quads [`to_quads`] gives for the live part of the resource `id` (as
+/// [`live_triples`], in the resource's graph, labelled like [`to_quads`]): what replaces the
+/// live part of a stored resource.
+pub fn live_quads(tenant: &Tenant, id: &ResourceId, live: &LiveContext) -> Vec<Quad> {
+    let graph = tenant.graph_of(id);
+    let mut w = Writer::new(graph_seed(&graph));
+    write_live(&mut w, &NamedOrBlankNode::from(id.iri()), live);
+    w.triples
+        .into_iter()
+        .map(|t| t.in_graph(GraphName::NamedNode(graph.clone())))
+        .collect()
+}
+
+/// The blank node label seed of [`to_triples`].
+fn triples_seed(id: &ResourceId) -> u64 {
+    fnv1a(id.iri().as_str().as_bytes())
+}
+
+/// The blank node label seed of [`to_quads`].
+fn graph_seed(graph: &NamedNode) -> u64 {
+    fnv1a(graph.as_str().as_bytes())
+}
+
+/// The label path of the live context node; its location and property value nodes extend
+/// it (`liveloc`, `livep{i}`), and no other node's path starts with it.
+const LIVE_PATH: &str = "live";
 
 fn to_triples_seeded(resource: &Resource, seed: u64) -> Vec<Triple> {
     let subject = resource.id.iri();
-    let mut w = Writer {
-        triples: Vec::with_capacity(32),
-        seed,
-    };
+    let mut w = Writer::new(seed);
     let s: NamedOrBlankNode = subject.clone().into();
     w.iri(&s, rdf::TYPE, class_of(resource.kind()).into_owned());
     w.text(&s, dcterms::IDENTIFIER, resource.id.as_str());
@@ -99,8 +143,19 @@ struct Writer {
 }
 
 impl Writer {
+    fn new(seed: u64) -> Self {
+        Self {
+            triples: Vec::with_capacity(32),
+            seed,
+        }
+    }
+
+    fn blank(&self, path: &str) -> BlankNode {
+        BlankNode::new_unchecked(format!("n{:016x}{path}", self.seed))
+    }
+
     fn node(&self, path: &str) -> NamedOrBlankNode {
-        BlankNode::new_unchecked(format!("n{:016x}{path}", self.seed)).into()
+        self.blank(path).into()
     }
 
     fn push(&mut self, s: &NamedOrBlankNode, p: NamedNodeRef<'_>, o: impl Into<Term>) {
@@ -147,6 +202,15 @@ impl Writer {
     ) {
         let text = serde_json::to_string(value).unwrap_or_default();
         self.push(s, p, Literal::new_typed_literal(text, RDF_JSON));
+    }
+
+    /// A `geo:location` node labelled by `path`.
+    fn location(&mut self, s: &NamedOrBlankNode, path: &str, location: &Location) {
+        let node = self.node(path);
+        self.push(s, geo::LOCATION, node.clone());
+        self.number(&node, geo::LAT, location.lat);
+        self.number(&node, geo::LONG, location.lon);
+        self.opt_number(&node, geo::ALT, location.alt);
     }
 
     fn texts<'a>(
@@ -214,11 +278,7 @@ fn write_placement(w: &mut Writer, s: &NamedOrBlankNode, p: &Placement) {
     w.opt_number(s, ic::AVAILABILITY, p.availability);
     w.opt_text(s, ic::SITE, p.site.as_deref());
     if let Some(location) = &p.location {
-        let node = w.node("loc");
-        w.push(s, geo::LOCATION, node.clone());
-        w.number(&node, geo::LAT, location.lat);
-        w.number(&node, geo::LONG, location.lon);
-        w.opt_number(&node, geo::ALT, location.alt);
+        w.location(s, "loc", location);
     }
     if let Some(model) = &p.instance_of {
         w.iri(s, ic::INSTANCE_OF, model.iri());
@@ -250,22 +310,63 @@ fn write_placement(w: &mut Writer, s: &NamedOrBlankNode, p: &Placement) {
         }
     }
     if let Some(live) = &p.live {
-        let node = w.node("live");
-        w.push(s, ic::LIVE, node.clone());
-        w.iri(&node, rdf::TYPE, ic::LIVE_CONTEXT.into_owned());
-        w.text(&node, ic::STATUS, live.status.as_str());
-        w.opt_number(&node, ic::BATTERY_PCT, live.battery_pct);
-        w.opt_number(&node, ic::LOAD_PCT, live.load_pct);
-        if let Some(at) = &live.observed_at {
-            w.push(
-                &node,
-                ic::OBSERVED_AT,
-                Literal::new_typed_literal(at.as_str(), xsd::DATE_TIME),
-            );
-        }
+        write_live(w, s, live);
     }
     if let Some(td) = &p.td {
         w.json(s, ic::THING_DESCRIPTION, td);
+    }
+    if let Some(desired) = &p.desired_config {
+        w.json(s, ic::DESIRED_CONFIG, desired);
+    }
+    if let Some(reported) = &p.reported_config {
+        w.json(s, ic::REPORTED_CONFIG, reported);
+    }
+}
+
+/// The live part of a device or edge node `s`: the only writer of nodes under [`LIVE_PATH`].
+fn write_live(w: &mut Writer, s: &NamedOrBlankNode, live: &LiveContext) {
+    let node = w.node(LIVE_PATH);
+    w.push(s, ic::LIVE, node.clone());
+    w.iri(&node, rdf::TYPE, ic::LIVE_CONTEXT.into_owned());
+    w.text(&node, ic::STATUS, live.status.as_str());
+    w.opt_number(&node, ic::BATTERY_PCT, live.battery_pct);
+    w.opt_number(&node, ic::LOAD_PCT, live.load_pct);
+    if let Some(at) = &live.observed_at {
+        w.push(
+            &node,
+            ic::OBSERVED_AT,
+            Literal::new_typed_literal(at.as_str(), xsd::DATE_TIME),
+        );
+    }
+    if let Some(location) = &live.location {
+        w.location(&node, &format!("{LIVE_PATH}loc"), location);
+    }
+    for (i, (name, value)) in live.properties.iter().enumerate() {
+        let property = w.node(&format!("{LIVE_PATH}p{i}"));
+        w.push(&node, ic::PROPERTY_VALUE, property.clone());
+        w.text(&property, ic::PROPERTY_NAME, name);
+        w.push(&property, rdf::VALUE, property_value_literal(value));
+    }
+}
+
+/// A property value as a literal: an integer as `xsd:integer`, any other number as
+/// `xsd:double`, a string as a plain literal, a boolean as `xsd:boolean`. Anything else
+/// (not valid, but written all the same) is its `rdf:JSON` text.
+fn property_value_literal(value: &serde_json::Value) -> Literal {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            Literal::new_typed_literal(n.to_string(), xsd::INTEGER)
+        }
+        Value::Number(n) => match n.as_f64() {
+            Some(f) => Literal::from(f),
+            None => Literal::new_typed_literal(n.to_string(), xsd::DOUBLE),
+        },
+        Value::String(text) => Literal::new_simple_literal(text),
+        Value::Bool(b) => Literal::from(*b),
+        Value::Null | Value::Array(_) | Value::Object(_) => {
+            Literal::new_typed_literal(serde_json::to_string(value).unwrap_or_default(), RDF_JSON)
+        }
     }
 }
 
@@ -797,20 +898,23 @@ impl<'g> Reader<'g> {
         })
     }
 
+    /// The `geo:location` of `s`, whose JSON pointer is `{prefix}/location`.
+    fn location(&mut self, s: NamedOrBlankNodeRef<'_>, prefix: &str) -> Option<Location> {
+        let path = format!("{prefix}/location");
+        let node = self.opt_node(s, geo::LOCATION, &path)?;
+        let n = node.as_ref();
+        let lat = self.number(n, geo::LAT, &format!("{path}/lat"));
+        let lon = self.number(n, geo::LONG, &format!("{path}/lon"));
+        let alt = self.opt_number(n, geo::ALT, &format!("{path}/alt"));
+        Some(Location {
+            lat: lat?,
+            lon: lon?,
+            alt,
+        })
+    }
+
     fn placement(&mut self, s: NamedOrBlankNodeRef<'_>) -> Placement {
-        let location = self
-            .opt_node(s, geo::LOCATION, "/location")
-            .and_then(|node| {
-                let n = node.as_ref();
-                let lat = self.number(n, geo::LAT, "/location/lat");
-                let lon = self.number(n, geo::LONG, "/location/lon");
-                let alt = self.opt_number(n, geo::ALT, "/location/alt");
-                Some(Location {
-                    lat: lat?,
-                    lon: lon?,
-                    alt,
-                })
-            });
+        let location = self.location(s, "");
         let instance_of = self
             .single(s, ic::INSTANCE_OF, "/instanceOf")
             .and_then(|t| self.reference(t, "/instanceOf"));
@@ -852,27 +956,9 @@ impl<'g> Reader<'g> {
                 ),
             }
         }
-        let live = self.opt_node(s, ic::LIVE, "/live").and_then(|node| {
-            let n = node.as_ref();
-            let status = self.parsed(n, ic::STATUS, "/live/status");
-            let observed_at = self
-                .single(n, ic::OBSERVED_AT, "/live/observedAt")
-                .and_then(|t| match t {
-                    TermRef::Literal(l) if l.datatype() == xsd::DATE_TIME => {
-                        Some(l.value().to_owned())
-                    }
-                    _ => {
-                        self.fail("/live/observedAt", "must be an xsd:dateTime");
-                        None
-                    }
-                });
-            Some(LiveContext {
-                status: status?,
-                battery_pct: self.opt_number(n, ic::BATTERY_PCT, "/live/batteryPct"),
-                load_pct: self.opt_number(n, ic::LOAD_PCT, "/live/loadPct"),
-                observed_at,
-            })
-        });
+        let live = self
+            .opt_node(s, ic::LIVE, "/live")
+            .and_then(|node| self.live(node.as_ref()));
         Placement {
             price: self.opt_number(s, schema::PRICE, "/price"),
             currency: self.opt_text(s, schema::PRICE_CURRENCY, "/currency"),
@@ -883,7 +969,152 @@ impl<'g> Reader<'g> {
             affordances,
             live,
             td: self.json(s, ic::THING_DESCRIPTION, "/td"),
+            desired_config: self.json(s, ic::DESIRED_CONFIG, "/desiredConfig"),
+            reported_config: self.json(s, ic::REPORTED_CONFIG, "/reportedConfig"),
         }
+    }
+
+    fn live(&mut self, n: NamedOrBlankNodeRef<'_>) -> Option<LiveContext> {
+        let status = self.parsed(n, ic::STATUS, "/live/status");
+        let observed_at = self
+            .single(n, ic::OBSERVED_AT, "/live/observedAt")
+            .and_then(|t| match t {
+                TermRef::Literal(l) if l.datatype() == xsd::DATE_TIME => Some(l.value().to_owned()),
+                _ => {
+                    self.fail("/live/observedAt", "must be an xsd:dateTime");
+                    None
+                }
+            });
+        let battery_pct = self.opt_number(n, ic::BATTERY_PCT, "/live/batteryPct");
+        let load_pct = self.opt_number(n, ic::LOAD_PCT, "/live/loadPct");
+        let location = self.location(n, "/live");
+        let properties = self.live_properties(n);
+        Some(LiveContext {
+            status: status?,
+            battery_pct,
+            load_pct,
+            observed_at,
+            location,
+            properties,
+        })
+    }
+
+    /// The `ic:propertyValue` nodes of a live context, each with its `ic:propertyName` and
+    /// `rdf:value`. The JSON-LD reading of the native form (see `schema/context.jsonld`)
+    /// gives the whole map as one `rdf:JSON` literal instead, which is read as the map.
+    fn live_properties(
+        &mut self,
+        n: NamedOrBlankNodeRef<'_>,
+    ) -> BTreeMap<String, serde_json::Value> {
+        const P: &str = "/live/properties";
+        let mut out = BTreeMap::new();
+        for term in self.objects(n, ic::PROPERTY_VALUE) {
+            let node: NamedOrBlankNode = match term {
+                TermRef::NamedNode(node) => node.into_owned().into(),
+                TermRef::BlankNode(node) => node.into_owned().into(),
+                TermRef::Literal(l) if l.datatype() == RDF_JSON => {
+                    match serde_json::from_str(l.value()) {
+                        Ok(serde_json::Value::Object(map)) => {
+                            for (name, value) in map {
+                                self.add_property(&mut out, name, from_canonical_json(value));
+                            }
+                        }
+                        Ok(_) => self.fail(P, "must be a JSON object"),
+                        Err(e) => self.fail(P, format!("is not valid JSON: {e}")),
+                    }
+                    continue;
+                }
+                _ => {
+                    self.fail(P, format!("must be a property value node, got {term}"));
+                    continue;
+                }
+            };
+            let p = node.as_ref();
+            let Some(name) = self.text(p, ic::PROPERTY_NAME, P) else {
+                continue;
+            };
+            let path = format!("{P}/{}", pointer_segment(&name));
+            let value = match self.single(p, rdf::VALUE, &path) {
+                Some(term) => self.property_value(term, &path),
+                None => {
+                    if self.objects(p, rdf::VALUE).is_empty() {
+                        self.fail(&path, "is required (rdf:value)");
+                    }
+                    None
+                }
+            };
+            if let Some(value) = value {
+                self.add_property(&mut out, name, value);
+            }
+        }
+        out
+    }
+
+    fn add_property(
+        &mut self,
+        properties: &mut BTreeMap<String, serde_json::Value>,
+        name: String,
+        value: serde_json::Value,
+    ) {
+        let path = format!("/live/properties/{}", pointer_segment(&name));
+        if properties.insert(name, value).is_some() {
+            self.fail(&path, "has more than one value");
+        }
+    }
+
+    /// The JSON value of a property value literal: integers (any XSD integer type) as JSON
+    /// integers, other numbers as JSON numbers, strings, booleans, and `rdf:JSON` as it is
+    /// (validation then refuses anything but a scalar).
+    fn property_value(&mut self, term: TermRef<'_>, path: &str) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        let TermRef::Literal(l) = term else {
+            self.fail(path, format!("must be a literal, got {term}"));
+            return None;
+        };
+        let datatype = l.datatype();
+        let lexical = l.value().trim();
+        let value = if is_integer(datatype) {
+            // An integer beyond 64 bits is read as the nearest double.
+            let digits = lexical.strip_prefix(['+', '-']).unwrap_or(lexical);
+            let well_formed = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            lexical
+                .parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| lexical.parse::<u64>().map(Value::from))
+                .ok()
+                .or_else(|| {
+                    parse_xsd_number(lexical)
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                })
+                .filter(|_| well_formed)
+        } else if is_numeric(datatype) {
+            parse_xsd_number(lexical)
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+        } else if datatype == xsd::BOOLEAN {
+            match lexical {
+                "true" | "1" => Some(Value::Bool(true)),
+                "false" | "0" => Some(Value::Bool(false)),
+                _ => None,
+            }
+        } else if datatype == RDF_JSON {
+            serde_json::from_str(l.value()).ok()
+        } else if datatype == xsd::STRING || l.language().is_some() {
+            Some(Value::String(l.value().to_owned()))
+        } else {
+            self.fail(
+                path,
+                format!("must be a number, a string or a boolean literal, got {term}"),
+            );
+            return None;
+        };
+        if value.is_none() {
+            self.fail(path, format!("is not a well-formed {datatype} literal"));
+        }
+        value
     }
 
     fn affordance(
@@ -1077,6 +1308,39 @@ pub fn is_numeric_literal(literal: oxrdf::LiteralRef<'_>) -> bool {
     is_numeric(literal.datatype())
 }
 
+/// A number of JSON-LD's canonical JSON (`@json`) is an IEEE double written in its
+/// shortest form, so an integer beyond ±2^53 there stands for the double it rounds to
+/// (`-250712147127961856` is written `-250712147127961860`); normalizing then gives the
+/// integer the double holds exactly.
+fn from_canonical_json(value: serde_json::Value) -> serde_json::Value {
+    const EXACT: u64 = 1 << 53;
+    match &value {
+        serde_json::Value::Number(n)
+            if n.as_i64()
+                .map_or_else(|| n.is_u64(), |i| i.unsigned_abs() > EXACT) =>
+        {
+            n.as_f64()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(value, serde_json::Value::Number)
+        }
+        _ => value,
+    }
+}
+
+fn is_integer(datatype: NamedNodeRef<'_>) -> bool {
+    [
+        xsd::INTEGER,
+        xsd::INT,
+        xsd::LONG,
+        xsd::SHORT,
+        xsd::NON_NEGATIVE_INTEGER,
+        xsd::POSITIVE_INTEGER,
+        xsd::UNSIGNED_INT,
+        xsd::UNSIGNED_LONG,
+    ]
+    .contains(&datatype)
+}
+
 fn is_numeric(datatype: NamedNodeRef<'_>) -> bool {
     [
         xsd::DOUBLE,
@@ -1096,4 +1360,224 @@ fn is_numeric(datatype: NamedNodeRef<'_>) -> bool {
 
 fn parse_xsd_number(lexical: &str) -> Result<f64, std::num::ParseFloatError> {
     lexical.trim().parse::<f64>()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashSet;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn device_with_live() -> Resource {
+        Resource::from_json(json!({
+            "id": "hr7-0042", "kind": "device", "name": "Chest strap",
+            "observes": ["heartRate"], "protocols": ["ble"],
+            "location": {"lat": 48.1, "lon": 11.5},
+            "affordances": [{"name": "heartRate", "affordanceKind": "property",
+                             "forms": [{"href": "coap://10.0.3.17/hr"}]}],
+            "live": {
+                "status": "online", "batteryPct": 82, "observedAt": "2025-03-14T09:26:53Z",
+                "location": {"lat": 48.2, "lon": 11.6, "alt": 519},
+                "properties": {"heartRate": 72, "spo2": 97.5, "mode": "rest", "worn": true,
+                               "a/b~c": -3}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn live_of(resource: &Resource) -> &LiveContext {
+        match &resource.body {
+            ResourceBody::Device(d) => d.placement.live.as_ref().unwrap(),
+            ResourceBody::EdgeNode(e) => e.placement.live.as_ref().unwrap(),
+            _ => panic!("no live context"),
+        }
+    }
+
+    /// The live node and every blank node reachable from it in `triples`.
+    fn under(triples: &[Triple], root: &BlankNode) -> HashSet<BlankNode> {
+        let mut found = HashSet::from([root.clone()]);
+        loop {
+            let before = found.len();
+            for t in triples {
+                if let (NamedOrBlankNode::BlankNode(s), Term::BlankNode(o)) =
+                    (&t.subject, &t.object)
+                    && found.contains(s)
+                {
+                    found.insert(o.clone());
+                }
+            }
+            if found.len() == before {
+                return found;
+            }
+        }
+    }
+
+    fn mentions(t: &Triple, nodes: &HashSet<BlankNode>) -> bool {
+        matches!(&t.subject, NamedOrBlankNode::BlankNode(b) if nodes.contains(b))
+            || matches!(&t.object, Term::BlankNode(b) if nodes.contains(b))
+    }
+
+    #[test]
+    fn live_triples_are_exactly_the_live_part_of_to_triples() {
+        let resource = device_with_live();
+        let live = live_of(&resource);
+        let all = to_triples(&resource);
+        let part = live_triples(&resource.id, live);
+        let node = live_node(&resource.id);
+        // The link, the live node's type, status, battery and time, its location (link + 3)
+        // and 5 property values (link + name + value each).
+        assert_eq!(part.len(), 1 + 4 + 4 + 5 * 3);
+        assert!(part.contains(&Triple::new(resource.id.iri(), ic::LIVE, node.clone())));
+        for t in &part {
+            assert!(all.contains(t), "{t} is not written by to_triples");
+        }
+        let nodes = under(&all, &node);
+        assert_eq!(nodes.len(), 1 + 1 + 5, "{nodes:?}");
+        assert_eq!(under(&part, &node), nodes);
+        let prefix = node.as_str();
+        for t in &all {
+            let in_part = part.contains(t);
+            assert_eq!(
+                in_part,
+                mentions(t, &nodes),
+                "{t}: in live_triples = {in_part}"
+            );
+            // Every live node's label extends the live node's, and no other node's does.
+            if let NamedOrBlankNode::BlankNode(b) = &t.subject {
+                assert_eq!(nodes.contains(b), b.as_str().starts_with(prefix), "{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn live_quads_are_exactly_the_live_part_of_to_quads() {
+        let tenant: Tenant = "acme".parse().unwrap();
+        let resource = device_with_live();
+        let all = to_quads(&tenant, &resource);
+        let part = live_quads(&tenant, &resource.id, live_of(&resource));
+        let node = live_graph_node(&tenant, &resource.id);
+        assert_ne!(node, live_node(&resource.id));
+        let all_triples: Vec<Triple> = all.iter().map(|q| Triple::from(q.clone())).collect();
+        let nodes = under(&all_triples, &node);
+        assert_eq!(nodes.len(), 7);
+        for q in &part {
+            assert!(all.contains(q), "{q} is not written by to_quads");
+        }
+        for (q, t) in all.iter().zip(&all_triples) {
+            assert_eq!(part.contains(q), mentions(t, &nodes), "{q}");
+        }
+    }
+
+    #[test]
+    fn property_values_keep_their_json_type_through_rdf() {
+        let resource = device_with_live();
+        let part = live_triples(&resource.id, live_of(&resource));
+        let value_of = |name: &str| {
+            let node = part
+                .iter()
+                .find(|t| {
+                    t.predicate == ic::PROPERTY_NAME && t.object == Literal::from(name).into()
+                })
+                .map(|t| t.subject.clone())
+                .unwrap();
+            part.iter()
+                .find(|t| t.subject == node && t.predicate == rdf::VALUE)
+                .map(|t| t.object.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            value_of("heartRate"),
+            Literal::new_typed_literal("72", xsd::INTEGER).into()
+        );
+        assert_eq!(
+            value_of("a/b~c"),
+            Literal::new_typed_literal("-3", xsd::INTEGER).into()
+        );
+        assert_eq!(value_of("spo2"), Literal::from(97.5).into());
+        assert_eq!(value_of("mode"), Literal::from("rest").into());
+        assert_eq!(value_of("worn"), Literal::from(true).into());
+
+        let graph: Graph = to_triples(&resource).iter().collect();
+        let back = read_resource(&graph, resource.id.iri().as_ref().into()).unwrap();
+        assert_eq!(back, resource);
+        assert_eq!(live_of(&back).properties["heartRate"], json!(72));
+        assert!(live_of(&back).properties["heartRate"].is_u64());
+        assert_eq!(live_of(&back).properties["spo2"], json!(97.5));
+    }
+
+    #[test]
+    fn integral_numbers_are_one_value_whatever_their_form() {
+        let resource = Resource::from_json(json!({
+            "id": "d", "kind": "device", "name": "d", "observes": ["t"], "protocols": ["ble"],
+            "live": {"status": "online", "properties": {
+                "a": 21.0, "b": -4.0, "c": 1e300, "d": 18446744073709551615u64, "e": 0.5
+            }}
+        }))
+        .unwrap();
+        let properties = &live_of(&resource).properties;
+        assert!(properties["a"].is_u64() && properties["a"] == json!(21));
+        assert!(properties["b"].is_i64() && properties["b"] == json!(-4));
+        assert!(properties["c"].is_f64());
+        assert!(properties["d"].is_u64());
+        assert!(properties["e"].is_f64());
+        let graph: Graph = to_triples(&resource).iter().collect();
+        let back = read_resource(&graph, resource.id.iri().as_ref().into()).unwrap();
+        assert_eq!(back, resource);
+    }
+
+    #[test]
+    fn property_values_are_read_from_other_literal_forms() {
+        let turtle = br#"
+            @prefix ic: <https://w3id.org/iotcane/ontology#> .
+            @prefix schema: <https://schema.org/> .
+            @prefix sosa: <http://www.w3.org/ns/sosa/> .
+            @prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .
+            @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+            <https://w3id.org/iotcane/id/d> a ic:Device ; schema:name "d" ;
+                sosa:observes <https://w3id.org/iotcane/property/t> ; ic:protocol "ble" ;
+                ic:liveContext [ ic:status "online" ;
+                    ic:propertyValue [ ic:propertyName "dec" ; rdf:value 21.0 ] ,
+                                     [ ic:propertyName "int" ; rdf:value "7"^^xsd:int ] ,
+                                     [ ic:propertyName "flag" ; rdf:value "0"^^xsd:boolean ] ,
+                                     "{\"fromJsonLd\":1.5}"^^rdf:JSON ] .
+        "#;
+        let items = crate::formats::read(crate::formats::Format::Turtle, turtle).unwrap();
+        let resource = items[0].result.clone().unwrap();
+        let properties = &live_of(&resource).properties;
+        assert_eq!(properties["dec"], json!(21));
+        assert_eq!(properties["int"], json!(7));
+        assert_eq!(properties["flag"], json!(false));
+        assert_eq!(properties["fromJsonLd"], json!(1.5));
+
+        let bad = br#"
+            @prefix ic: <https://w3id.org/iotcane/ontology#> .
+            @prefix schema: <https://schema.org/> .
+            @prefix sosa: <http://www.w3.org/ns/sosa/> .
+            @prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .
+            @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+            <https://w3id.org/iotcane/id/d> a ic:Device ; schema:name "d" ;
+                sosa:observes <https://w3id.org/iotcane/property/t> ; ic:protocol "ble" ;
+                ic:liveContext [ ic:status "online" ;
+                    ic:propertyValue [ ic:propertyName "x/y" ; rdf:value "[1]"^^rdf:JSON ] ,
+                                     [ ic:propertyName "none" ] ,
+                                     [ ic:propertyName "when" ; rdf:value "2020-01-01"^^xsd:date ] ,
+                                     [ rdf:value 1 ] ] .
+        "#;
+        let items = crate::formats::read(crate::formats::Format::Turtle, bad).unwrap();
+        let err = items[0].result.clone().unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/live/properties",
+                "/live/properties/none",
+                "/live/properties/when"
+            ],
+            "{err}"
+        );
+    }
 }

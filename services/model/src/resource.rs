@@ -4,7 +4,7 @@
 //! `schema/VOCABULARY.md`. Sets are `BTreeSet`s or vectors kept sorted by
 //! [`Resource::normalize`], so equal knowledge has one representation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,8 +57,8 @@ impl Kind {
 
     /// The native JSON keys a resource of this kind may carry, besides the common ones.
     pub fn keys(self) -> &'static [&'static str] {
-        const PLACEMENT: [&str; 9] = PLACEMENT_KEYS;
-        const DEVICE: [&str; 18] = concat_keys(
+        const PLACEMENT: [&str; 11] = PLACEMENT_KEYS;
+        const DEVICE: [&str; 20] = concat_keys(
             [
                 "observes",
                 "actuates",
@@ -72,7 +72,7 @@ impl Kind {
             ],
             PLACEMENT,
         );
-        const EDGE: [&str; 20] = concat_keys(
+        const EDGE: [&str; 22] = concat_keys(
             [
                 "manufacturer",
                 "model",
@@ -153,7 +153,7 @@ impl Kind {
 }
 
 /// The keys of [`Placement`], shared by devices and edge nodes.
-pub const PLACEMENT_KEYS: [&str; 9] = [
+pub const PLACEMENT_KEYS: [&str; 11] = [
     "price",
     "currency",
     "availability",
@@ -163,6 +163,8 @@ pub const PLACEMENT_KEYS: [&str; 9] = [
     "affordances",
     "live",
     "td",
+    "desiredConfig",
+    "reportedConfig",
 ];
 
 /// The keys every kind has.
@@ -233,8 +235,8 @@ impl Resource {
     /// Puts every set-valued list into its canonical order, without duplicates.
     pub fn normalize(&mut self) {
         match &mut self.body {
-            ResourceBody::Device(d) => sort_affordances(&mut d.placement.affordances),
-            ResourceBody::EdgeNode(e) => sort_affordances(&mut e.placement.affordances),
+            ResourceBody::Device(d) => normalize_placement(&mut d.placement),
+            ResourceBody::EdgeNode(e) => normalize_placement(&mut e.placement),
             ResourceBody::Case(c) => {
                 sort_canonically(&mut c.configuration.bindings);
                 sort_canonically(&mut c.configuration.requirements);
@@ -243,6 +245,13 @@ impl Resource {
             | ResourceBody::NetworkLink(_)
             | ResourceBody::Service(_) => {}
         }
+    }
+}
+
+fn normalize_placement(placement: &mut Placement) {
+    sort_affordances(&mut placement.affordances);
+    if let Some(live) = &mut placement.live {
+        live.normalize();
     }
 }
 
@@ -311,6 +320,49 @@ pub struct LiveContext {
     /// RFC 3339 timestamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<String>,
+    /// The reported position (same shape and rules as [`Placement::location`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The latest value of each declared property of the Thing, by property name. Each
+    /// value is a JSON scalar (number, string or boolean); [`Resource::normalize`] writes
+    /// an integral number as an integer, so `21.0` and `21` are one value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, serde_json::Value>,
+}
+
+impl LiveContext {
+    /// Writes every integral number among the property values as a JSON integer.
+    pub fn normalize(&mut self) {
+        for value in self.properties.values_mut() {
+            normalize_number(value);
+        }
+    }
+}
+
+/// An integral floating-point number becomes the equal integer (when one can hold it):
+/// JSON does not tell `21.0` from `21`, and neither do JSON-LD nor RDF once read back.
+fn normalize_number(value: &mut serde_json::Value) {
+    // 2^63 and 2^64, exactly representable as f64.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    let serde_json::Value::Number(n) = value else {
+        return;
+    };
+    if !n.is_f64() {
+        return;
+    }
+    let Some(f) = n.as_f64() else {
+        return;
+    };
+    if f.fract() != 0.0 {
+        return;
+    }
+    // The casts are exact: `f` is integral and within the target's range.
+    if (-I64_END..I64_END).contains(&f) {
+        *value = serde_json::Value::from(f as i64);
+    } else if (I64_END..U64_END).contains(&f) {
+        *value = serde_json::Value::from(f as u64);
+    }
 }
 
 /// A sensor, an actuator, or both: a catalog model or a registered device.
@@ -342,7 +394,8 @@ pub struct Device {
     pub placement: Placement,
 }
 
-/// What devices and edge nodes share: price, site, location, TD, live state.
+/// What devices and edge nodes share: price, site, location, TD, live state, and the
+/// device shadow (desired and reported configuration).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
@@ -365,6 +418,15 @@ pub struct Placement {
     /// The original Thing Description, kept verbatim to be served back unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub td: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The configuration the device is to run (the device shadow's desired state), set by
+    /// operators over HTTP or by the recommender; the MQTT gateway publishes it, retained,
+    /// to the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The configuration the device last reported it runs (the device shadow's reported
+    /// state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_config: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// An edge node or gateway: a catalog type or a registered node.

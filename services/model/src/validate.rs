@@ -21,8 +21,15 @@ pub const MAX_AFFORDANCES: usize = 256;
 pub const MAX_FORMS: usize = 32;
 pub const MAX_HREF: usize = 2000;
 pub const MAX_BINDINGS: usize = 1024;
+/// The most property values a live context reports.
+pub const MAX_LIVE_PROPERTIES: usize = 256;
 /// A Thing Description or a case context larger than this is refused.
 pub const MAX_JSON_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// One segment of a JSON pointer (RFC 6901): `~` becomes `~0` and `/` becomes `~1`.
+pub fn pointer_segment(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
 
 /// One thing wrong with an input: where (a JSON pointer into the native form) and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -286,7 +293,7 @@ fn placement(c: &mut Checker, p: &Placement) {
         c.slug("/site", site);
     }
     if let Some(location) = &p.location {
-        self::location(c, location);
+        self::location(c, "/location", location);
     }
     if p.affordances.len() > MAX_AFFORDANCES {
         c.fail(
@@ -305,17 +312,29 @@ fn placement(c: &mut Checker, p: &Placement) {
         }
     }
     if let Some(live) = &p.live {
-        live_context(c, live);
+        live_context(c, "/live", live);
     }
     if let Some(td) = &p.td {
         c.json_size("/td", td);
     }
+    if let Some(desired) = &p.desired_config {
+        c.json_size("/desiredConfig", desired);
+    }
+    if let Some(reported) = &p.reported_config {
+        c.json_size("/reportedConfig", reported);
+    }
 }
 
-fn location(c: &mut Checker, l: &Location) {
-    c.range("/location/lat", l.lat, Incl(-90.0), Incl(90.0));
-    c.range("/location/lon", l.lon, Incl(-180.0), Incl(180.0));
-    c.opt_range("/location/alt", l.alt, Incl(-12_000.0), Incl(100_000.0));
+/// A location at the JSON pointer `path`.
+fn location(c: &mut Checker, path: &str, l: &Location) {
+    c.range(&format!("{path}/lat"), l.lat, Incl(-90.0), Incl(90.0));
+    c.range(&format!("{path}/lon"), l.lon, Incl(-180.0), Incl(180.0));
+    c.opt_range(
+        &format!("{path}/alt"),
+        l.alt,
+        Incl(-12_000.0),
+        Incl(100_000.0),
+    );
 }
 
 fn affordance(c: &mut Checker, path: &str, a: &Affordance) {
@@ -337,11 +356,62 @@ fn affordance(c: &mut Checker, path: &str, a: &Affordance) {
     }
 }
 
-fn live_context(c: &mut Checker, live: &LiveContext) {
-    c.opt_range("/live/batteryPct", live.battery_pct, Incl(0.0), Incl(100.0));
-    c.opt_range("/live/loadPct", live.load_pct, Incl(0.0), Incl(100.0));
+/// Every violation of a live context on its own (a context report), in path order, each
+/// path relative to the live object (`/batteryPct`, `/properties/{name}`); in a resource
+/// the same violations are under `/live`.
+pub fn validate_live(live: &LiveContext) -> Vec<Violation> {
+    let mut c = Checker { found: Vec::new() };
+    live_context(&mut c, "", live);
+    c.found.sort();
+    c.found
+}
+
+/// A live context at the JSON pointer `path`.
+fn live_context(c: &mut Checker, path: &str, live: &LiveContext) {
+    c.opt_range(
+        &format!("{path}/batteryPct"),
+        live.battery_pct,
+        Incl(0.0),
+        Incl(100.0),
+    );
+    c.opt_range(
+        &format!("{path}/loadPct"),
+        live.load_pct,
+        Incl(0.0),
+        Incl(100.0),
+    );
     if let Some(at) = &live.observed_at {
-        c.timestamp("/live/observedAt", at);
+        c.timestamp(&format!("{path}/observedAt"), at);
+    }
+    if let Some(l) = &live.location {
+        location(c, &format!("{path}/location"), l);
+    }
+    if live.properties.len() > MAX_LIVE_PROPERTIES {
+        c.fail(
+            &format!("{path}/properties"),
+            format!("must have at most {MAX_LIVE_PROPERTIES} property values"),
+        );
+    }
+    for (name, value) in &live.properties {
+        let entry = format!("{path}/properties/{}", pointer_segment(name));
+        if name.is_empty() {
+            c.fail(&entry, "a property name must not be empty");
+        } else if name.chars().count() > MAX_TEXT {
+            c.fail(
+                &entry,
+                format!("a property name must be at most {MAX_TEXT} characters"),
+            );
+        }
+        match value {
+            serde_json::Value::Number(_)
+            | serde_json::Value::String(_)
+            | serde_json::Value::Bool(_) => {}
+            serde_json::Value::Null
+            | serde_json::Value::Array(_)
+            | serde_json::Value::Object(_) => {
+                c.fail(&entry, "must be a number, a string or a boolean");
+            }
+        }
     }
 }
 
@@ -492,4 +562,78 @@ fn configuration(c: &mut Checker, path: &str, cfg: &Configuration) {
         Bound::None,
         Bound::None,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use crate::Resource;
+
+    fn live_paths(live: serde_json::Value) -> Vec<String> {
+        let err = Resource::from_json(json!({
+            "id": "d", "kind": "device", "name": "d", "observes": ["t"], "protocols": ["ble"],
+            "live": live
+        }))
+        .unwrap_err();
+        err.0.into_iter().map(|v| v.path).collect()
+    }
+
+    #[test]
+    fn live_property_values_are_scalars_with_short_names() {
+        assert_eq!(
+            live_paths(json!({"status": "online", "properties": {
+                "ok": 1, "obj": {"a": 1}, "list": [1], "nothing": null, "a/b~c": [], "": 2,
+                "x".repeat(201): true, "y".repeat(200): "fine"
+            }})),
+            [
+                "/live/properties/".to_owned(),
+                "/live/properties/a~1b~0c".to_owned(),
+                "/live/properties/list".to_owned(),
+                "/live/properties/nothing".to_owned(),
+                "/live/properties/obj".to_owned(),
+                format!("/live/properties/{}", "x".repeat(201)),
+            ]
+        );
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..257).map(|i| (format!("p{i}"), json!(i))).collect();
+        assert_eq!(
+            live_paths(json!({"status": "online", "properties": many})),
+            ["/live/properties"]
+        );
+    }
+
+    #[test]
+    fn a_live_context_alone_is_checked_with_paths_relative_to_it() {
+        let live: crate::LiveContext = serde_json::from_value(json!({
+            "status": "online", "batteryPct": 101, "location": {"lat": 0, "lon": 181},
+            "properties": {"ok": "yes", "x/y": {"a": 1}}
+        }))
+        .unwrap();
+        let paths: Vec<String> = super::validate_live(&live)
+            .into_iter()
+            .map(|v| v.path)
+            .collect();
+        assert_eq!(paths, ["/batteryPct", "/location/lon", "/properties/x~1y"]);
+    }
+
+    #[test]
+    fn the_live_location_follows_the_location_rules() {
+        assert_eq!(
+            live_paths(
+                json!({"status": "online", "location": {"lat": 91, "lon": 0, "alt": -20000}})
+            ),
+            ["/live/location/alt", "/live/location/lat"]
+        );
+        assert_eq!(
+            live_paths(json!({"status": "online", "location": {"lat": 1}})),
+            ["/live/location/lon"]
+        );
+        assert_eq!(
+            live_paths(json!({"status": "online", "properties": [1]})),
+            ["/live/properties"]
+        );
+    }
 }

@@ -21,6 +21,7 @@ pub mod ic {
         POWER_SOURCE = "powerSource", POWER_W = "powerW", BATTERY_LIFE_DAYS = "batteryLifeDays",
         AVAILABILITY = "availability", SITE = "site", INSTANCE_OF = "instanceOf",
         LIVE = "liveContext", THING_DESCRIPTION = "thingDescription",
+        DESIRED_CONFIG = "desiredConfig", REPORTED_CONFIG = "reportedConfig",
         CPU_CORES = "cpuCores", CPU_GHZ = "cpuGhz", MEMORY_MB = "memoryMb", STORAGE_GB = "storageGb",
         ACCELERATOR = "accelerator", SOUTHBOUND_PROTOCOL = "southboundProtocol",
         NORTHBOUND_PROTOCOL = "northboundProtocol", MAX_THROUGHPUT_MSGS = "maxThroughputMsgs",
@@ -42,6 +43,7 @@ pub mod ic {
         MEASURED_LATENCY_MS = "measuredLatencyMs", MEASURED_MONTHLY_COST = "measuredMonthlyCost",
         MEASURED_AVAILABILITY = "measuredAvailability",
         STATUS = "status", BATTERY_PCT = "batteryPct", LOAD_PCT = "loadPct", OBSERVED_AT = "observedAt",
+        PROPERTY_VALUE = "propertyValue", PROPERTY_NAME = "propertyName",
         VERSION = "version", CHANGE_SOURCE = "changeSource", CHANGED_BY = "changedBy",
     );
 }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use iotcane_model::formats::{self, Format};
 use iotcane_model::rdf::{read_resource, to_quads, to_triples};
@@ -68,6 +68,33 @@ fn json_object() -> impl Strategy<Value = serde_json::Map<String, serde_json::Va
     .prop_map(|m| m.into_iter().collect())
 }
 
+fn location() -> impl Strategy<Value = Location> {
+    (
+        number(-90.0, 90.0),
+        number(-180.0, 180.0),
+        option::of(number(-100.0, 3000.0)),
+    )
+        .prop_map(|(lat, lon, alt)| Location { lat, lon, alt })
+}
+
+/// Live property values: integers (within ±2^53, which JSON-LD's canonical JSON keeps
+/// exact), any finite float (integral ones become integers when normalized), texts and
+/// booleans, under names with characters JSON pointers and IRIs escape.
+fn live_properties() -> impl Strategy<Value = BTreeMap<String, serde_json::Value>> {
+    use proptest::num::f64::{NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
+    proptest::collection::btree_map(
+        "[A-Za-z0-9 /~._:-]{1,20}",
+        prop_oneof![
+            (-(1i64 << 53)..(1i64 << 53)).prop_map(serde_json::Value::from),
+            (POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO).prop_map(serde_json::Value::from),
+            number(-1e6, 1e6).prop_map(serde_json::Value::from),
+            text().prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+        ],
+        0..5,
+    )
+}
+
 fn placement() -> impl Strategy<Value = Placement> {
     let affordance = (
         "[A-Za-z0-9_-]{1,12}",
@@ -98,32 +125,44 @@ fn placement() -> impl Strategy<Value = Placement> {
         option::of(number(0.0, 100.0)),
         option::of(number(0.0, 100.0)),
         option::of(Just("2026-11-26T10:15:30Z".to_owned())),
+        option::of(location()),
+        live_properties(),
     )
-        .prop_map(|(status, battery_pct, load_pct, observed_at)| LiveContext {
-            status,
-            battery_pct,
-            load_pct,
-            observed_at,
-        });
+        .prop_map(
+            |(status, battery_pct, load_pct, observed_at, location, properties)| LiveContext {
+                status,
+                battery_pct,
+                load_pct,
+                observed_at,
+                location,
+                properties,
+            },
+        );
     (
         option::of(number(0.0, 5000.0)),
         option::of(number(0.5, 1.0)),
         option::of(slug()),
-        option::of(
-            (
-                number(-90.0, 90.0),
-                number(-180.0, 180.0),
-                option::of(number(-100.0, 3000.0)),
-            )
-                .prop_map(|(lat, lon, alt)| Location { lat, lon, alt }),
-        ),
+        option::of(location()),
         option::of(id()),
         vec(affordance, 0..4),
         option::of(live),
         option::of(json_object()),
+        option::of(json_object()),
+        option::of(json_object()),
     )
         .prop_map(
-            |(price, availability, site, location, instance_of, affordances, live, td)| {
+            |(
+                price,
+                availability,
+                site,
+                location,
+                instance_of,
+                affordances,
+                live,
+                td,
+                desired_config,
+                reported_config,
+            )| {
                 // Affordance names are unique per kind.
                 let mut seen = BTreeSet::new();
                 let affordances = affordances
@@ -140,6 +179,8 @@ fn placement() -> impl Strategy<Value = Placement> {
                     affordances,
                     live,
                     td,
+                    desired_config,
+                    reported_config,
                 }
             },
         )

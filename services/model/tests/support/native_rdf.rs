@@ -16,7 +16,7 @@
 //! came from, as a JSON pointer into the native form; that is how SHACL results are mapped
 //! back to the paths the Rust validator reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use oxrdf::vocab::{rdf, xsd};
 use oxrdf::{BlankNode, Graph, Literal, NamedNode, NamedOrBlankNode, Term, Triple};
@@ -69,6 +69,10 @@ enum V {
     PropertyName,
     /// A nested object → a blank node described by the fields of the scope.
     Object(Scope),
+    /// A map of property name → scalar (`live.properties`) → one blank node per entry, with
+    /// `ic:propertyName` (the key) and `rdf:value` (the value: an integral number as
+    /// `xsd:integer`, any other as `xsd:double`, a text, an `xsd:boolean`).
+    PropertyValues,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +133,8 @@ const PLACEMENT: &[Field] = &[
     one("instanceOf", "ic:instanceOf", V::IdRef),
     one("live", "ic:liveContext", V::Object(Scope::Live)),
     one("td", "ic:thingDescription", V::Json),
+    one("desiredConfig", "ic:desiredConfig", V::Json),
+    one("reportedConfig", "ic:reportedConfig", V::Json),
 ];
 
 const DEVICE: &[Field] = &[
@@ -226,6 +232,8 @@ const LIVE: &[Field] = &[
     one("batteryPct", "ic:batteryPct", V::Number),
     one("loadPct", "ic:loadPct", V::Number),
     one("observedAt", "ic:observedAt", V::Time),
+    one("location", "geo:location", V::Object(Scope::Location)),
+    one("properties", "ic:propertyValue", V::PropertyValues),
 ];
 
 const CONFIGURATION: &[Field] = &[
@@ -308,6 +316,9 @@ pub struct Converted {
     pub nodes: HashMap<NamedOrBlankNode, String>,
     /// The JSON pointer of the value each triple's object was written from.
     pub values: HashMap<Triple, String>,
+    /// The nodes that stand for one entry of a JSON map (`live.properties`): the entry's key
+    /// and value are both at the node's own pointer, so SHACL results on them map there.
+    pub entries: HashSet<NamedOrBlankNode>,
     /// Keys the tables do not know, by JSON pointer: SHACL (whose shapes are open) cannot
     /// see them, so the test reports them rather than pretend agreement.
     pub unknown_keys: Vec<String>,
@@ -508,9 +519,51 @@ fn write_value(
             write_object(out, &node, scope, map, &pointer);
             return;
         }
+        (V::PropertyValues, Value::Object(map)) => {
+            for (name, value) in map {
+                let entry_pointer = format!("{pointer}/{}", escape(name));
+                let node = out.new_node(&entry_pointer);
+                out.entries.insert(node.clone());
+                out.add(s, p.clone(), node.clone(), entry_pointer.clone());
+                out.add(
+                    &node,
+                    expand("ic:propertyName"),
+                    Literal::new_simple_literal(name),
+                    entry_pointer.clone(),
+                );
+                if !value.is_null() {
+                    out.add(&node, expand("rdf:value"), scalar(value), entry_pointer);
+                }
+            }
+            return;
+        }
         _ => natural(value),
     };
     out.add(s, p, term, pointer);
+}
+
+/// A property value: like [`natural`], except that an integral number is an `xsd:integer`
+/// whatever its JSON form (`21.0` is `21`), when a 64-bit integer holds it.
+fn scalar(value: &Value) -> Term {
+    if let Value::Number(n) = value
+        && let Some(f) = n.as_f64()
+        && n.is_f64()
+        && f.fract() == 0.0
+    {
+        const I64_END: f64 = 9_223_372_036_854_775_808.0;
+        const U64_END: f64 = 18_446_744_073_709_551_616.0;
+        let integer = if (-I64_END..I64_END).contains(&f) {
+            Some((f as i64).to_string())
+        } else if (I64_END..U64_END).contains(&f) {
+            Some((f as u64).to_string())
+        } else {
+            None
+        };
+        if let Some(integer) = integer {
+            return Literal::new_typed_literal(integer, xsd::INTEGER).into();
+        }
+    }
+    natural(value)
 }
 
 fn write_object(

@@ -36,7 +36,9 @@ const NODE_LEVEL: &[(&str, &str)] = &[
 /// A finding on a property shape maps to the pointer the converter recorded for the value
 /// it names (`/tags/0`, `/location`), or, with no value (`sh:minCount`, `sh:maxCount`),
 /// to the focus node's pointer plus the shape's `sh:name` (the native JSON key). A finding
-/// on a node shape maps through [`NODE_LEVEL`]. An `sh:node` finding on a nested node that
+/// on a node shape maps through [`NODE_LEVEL`]. A finding on a node that stands for one
+/// entry of a JSON map (a `live.properties` entry: its key is `ic:propertyName`, its value
+/// `rdf:value`) maps to the entry's own pointer. An `sh:node` finding on a nested node that
 /// has findings of its own (reported there too, because the nested shapes also have
 /// `sh:targetObjectsOf`) is a duplicate and is dropped.
 pub fn json_paths(
@@ -52,6 +54,7 @@ pub fn json_paths(
             format!("the focus node of [{finding}] is not a node of the resource")
         })?;
         let path = match &finding.path {
+            Some(_) if is_entry(converted, &finding.focus) => focus_pointer,
             Some(path) => {
                 let name = shapes
                     .names
@@ -101,6 +104,10 @@ pub fn json_paths(
         }
     }
     Ok(paths)
+}
+
+fn is_entry(converted: &Converted, term: &Term) -> bool {
+    NamedOrBlankNode::try_from(term.clone()).is_ok_and(|node| converted.entries.contains(&node))
 }
 
 fn node_pointer(converted: &Converted, term: &Term) -> Option<String> {
