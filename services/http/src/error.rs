@@ -251,7 +251,9 @@ impl From<Violations> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            StoreError::NotFound { .. } | StoreError::NoLiveContext { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
             StoreError::AlreadyExists { .. } | StoreError::Aborted(_) => {
                 ApiError::Conflict(e.to_string())
             }

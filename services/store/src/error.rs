@@ -20,6 +20,8 @@ pub enum StoreError {
     },
     #[error("{0} was not written: another change of the same all-or-nothing batch was refused")]
     Aborted(ResourceId),
+    #[error("{id} is a {kind}; only devices and edge nodes have a live context")]
+    NoLiveContext { id: ResourceId, kind: String },
     #[error("the journal write this change was grouped with failed: {0}")]
     GroupWrite(String),
     #[error("journal database error: {0}")]

@@ -14,9 +14,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use iotcane_model::rdf::to_quads;
+use iotcane_model::rdf::{live_quads, to_quads};
 use iotcane_model::vocab::{ic, prov};
-use iotcane_model::{Kind, Resource, ResourceId, Tenant};
+use iotcane_model::{Kind, LiveContext, Resource, ResourceId, Tenant};
 use oxigraph::model::vocab::xsd;
 use oxigraph::model::{GraphNameRef, Literal, NamedNode, NamedNodeRef, Quad, Term};
 use oxigraph::store::Store;
@@ -119,6 +119,10 @@ impl Graph {
             let mut tx = store.start_transaction()?;
             for p in prepared.iter().filter(|p| &p.tenant == tenant) {
                 let graph = p.tenant.graph_of(&p.id);
+                if let Some(live) = &p.live {
+                    replace_live(&mut tx, &graph, &p.id, live)?;
+                    continue;
+                }
                 let existed = tx.contains_named_graph(&graph)?;
                 let created_ms = if existed && p.entry_op != Op::Create {
                     created_of(&tx, &graph)?.unwrap_or(p.at_ms)
@@ -136,7 +140,7 @@ impl Graph {
             tx.commit()?;
         }
         let mut index = self.index.write().map_err(|_| poisoned())?;
-        for p in prepared {
+        for p in prepared.into_iter().filter(|p| p.live.is_none()) {
             let resources = index.entry(p.tenant).or_default();
             match p.kind {
                 Some(kind) => {
@@ -396,6 +400,8 @@ struct Prepared {
     /// `None` for a delete.
     kind: Option<Kind>,
     quads: Option<Vec<Quad>>,
+    /// For a context row: the new live part of the resource's graph.
+    live: Option<Vec<Quad>>,
     entry_op: Op,
     version: i64,
     at_ms: i64,
@@ -413,7 +419,15 @@ impl Prepared {
             .resource_id
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("journal row {}: {e}", entry.seq)))?;
+        let mut live = None;
         let (kind, quads) = match &entry.body {
+            Some(body) if entry.op == Op::Context => {
+                let context: LiveContext = serde_json::from_str(body).map_err(|e| {
+                    StoreError::Corrupt(format!("journal row {}: live context: {e}", entry.seq))
+                })?;
+                live = Some(live_quads(&tenant, &id, &context));
+                (None, None)
+            }
             Some(body) => {
                 let resource = match known {
                     Some(resource) => resource,
@@ -429,6 +443,7 @@ impl Prepared {
             id,
             kind,
             quads,
+            live,
             entry_op: entry.op,
             version: entry.version,
             at_ms: entry.at_ms,
@@ -460,6 +475,43 @@ impl Prepared {
             ),
         ]
     }
+}
+
+/// Replaces the live-context part of a resource's graph: the `ic:live` link, the live
+/// node and the nodes under it. The rest of the graph, its metadata included, stays.
+fn replace_live(
+    tx: &mut oxigraph::store::Transaction<'_>,
+    graph: &NamedNode,
+    id: &ResourceId,
+    live: &[Quad],
+) -> Result<(), StoreError> {
+    let g: GraphNameRef<'_> = graph.into();
+    let subject = id.iri();
+    let mut old: Vec<Quad> = Vec::new();
+    let mut nodes: Vec<Term> = Vec::new();
+    for quad in tx.quads_for_pattern(Some(subject.as_ref().into()), Some(ic::LIVE), None, Some(g)) {
+        let quad = quad?;
+        nodes.push(quad.object.clone());
+        old.push(quad);
+    }
+    // The live node, then the nodes under it (position, property values).
+    while let Some(node) = nodes.pop() {
+        let Term::BlankNode(blank) = node else {
+            continue;
+        };
+        for quad in tx.quads_for_pattern(Some(blank.as_ref().into()), None, None, Some(g)) {
+            let quad = quad?;
+            if let Term::BlankNode(_) = &quad.object {
+                nodes.push(quad.object.clone());
+            }
+            old.push(quad);
+        }
+    }
+    for quad in &old {
+        tx.remove(quad);
+    }
+    tx.extend(live.iter());
+    Ok(())
 }
 
 /// Reads a journal body; it was validated when written.

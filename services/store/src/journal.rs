@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 
 use crate::error::StoreError;
 use crate::{ChangeSource, Op};
+use iotcane_model::Kind;
 
 /// One journal row.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,31 @@ pub struct JournalEntry {
     pub at_ms: i64,
     /// The native JSON of the new description; `None` for a delete.
     pub body: Option<String>,
+}
+
+/// A message the MQTT gateway refused, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub tenant: Option<String>,
+    pub topic: String,
+    pub reason: String,
+    /// The payload as received, cut to a bounded size.
+    pub payload: Vec<u8>,
+    /// The size of the whole payload.
+    pub payload_len: i64,
+    pub at_ms: i64,
+}
+
+/// A dead letter about to be written.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    pub tenant: Option<String>,
+    pub topic: String,
+    pub reason: String,
+    pub payload: Vec<u8>,
+    pub payload_len: i64,
+    pub at_ms: i64,
 }
 
 /// A row about to be written; the journal assigns its position.
@@ -67,6 +93,10 @@ pub(crate) enum Refusal {
     },
     /// Acceptable, but another entry of the same all-or-nothing batch was refused.
     Aborted,
+    /// A context report for a resource of a kind that has no live context.
+    NoLiveContext {
+        kind: String,
+    },
 }
 
 struct Sql {
@@ -80,6 +110,10 @@ struct Sql {
     at_time: &'static str,
     head: &'static str,
     journal_id: &'static str,
+    context_history: &'static str,
+    prune_context: &'static str,
+    insert_dead_letter: &'static str,
+    dead_letters: &'static str,
 }
 
 const SQLITE: Sql = Sql {
@@ -109,11 +143,23 @@ const SQLITE: Sql = Sql {
     tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
            FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
     history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
-              FROM journal WHERE tenant = ? AND resource_id = ? ORDER BY seq",
+              FROM journal WHERE tenant = ? AND resource_id = ? AND op <> 'context' ORDER BY seq",
     at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
-              FROM journal WHERE tenant = ? AND resource_id = ? AND at_ms <= ? ORDER BY seq DESC LIMIT 1",
+              FROM journal WHERE tenant = ? AND resource_id = ? AND at_ms <= ? AND op <> 'context' \
+              ORDER BY seq DESC LIMIT 1",
     head: "SELECT seq FROM journal_head WHERE id = 1",
     journal_id: "SELECT journal_id FROM journal_meta WHERE id = 1",
+    context_history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+                      FROM journal WHERE tenant = ? AND resource_id = ? AND op = 'context' \
+                      ORDER BY seq DESC LIMIT ?",
+    prune_context: "DELETE FROM journal WHERE seq IN (\
+                    SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER \
+                    (PARTITION BY tenant, resource_id ORDER BY seq DESC) AS newer \
+                    FROM journal WHERE op = 'context') AS ranked WHERE newer > ? LIMIT ?)",
+    insert_dead_letter: "INSERT INTO dead_letters (tenant, topic, reason, payload, payload_len, at_ms) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+    dead_letters: "SELECT id, tenant, topic, reason, payload, payload_len, at_ms FROM dead_letters \
+                   WHERE tenant = ? AND id < ? ORDER BY id DESC LIMIT ?",
 };
 
 const POSTGRES: Sql = Sql {
@@ -133,11 +179,23 @@ const POSTGRES: Sql = Sql {
     tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
            FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2",
     history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
-              FROM journal WHERE tenant = $1 AND resource_id = $2 ORDER BY seq",
+              FROM journal WHERE tenant = $1 AND resource_id = $2 AND op <> 'context' ORDER BY seq",
     at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
-              FROM journal WHERE tenant = $1 AND resource_id = $2 AND at_ms <= $3 ORDER BY seq DESC LIMIT 1",
+              FROM journal WHERE tenant = $1 AND resource_id = $2 AND at_ms <= $3 AND op <> 'context' \
+              ORDER BY seq DESC LIMIT 1",
     head: "SELECT seq FROM journal_head WHERE id = 1",
     journal_id: "SELECT journal_id FROM journal_meta WHERE id = 1",
+    context_history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+                      FROM journal WHERE tenant = $1 AND resource_id = $2 AND op = 'context' \
+                      ORDER BY seq DESC LIMIT $3",
+    prune_context: "DELETE FROM journal WHERE seq IN (\
+                    SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER \
+                    (PARTITION BY tenant, resource_id ORDER BY seq DESC) AS newer \
+                    FROM journal WHERE op = 'context') AS ranked WHERE newer > $1 LIMIT $2)",
+    insert_dead_letter: "INSERT INTO dead_letters (tenant, topic, reason, payload, payload_len, at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+    dead_letters: "SELECT id, tenant, topic, reason, payload, payload_len, at_ms FROM dead_letters \
+                   WHERE tenant = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
 };
 
 /// How SQLite makes a commit durable.
@@ -384,6 +442,83 @@ impl Journal {
         })
     }
 
+    /// A resource's newest context rows, newest first, at most `limit`.
+    pub async fn context_history(
+        &self,
+        tenant: &str,
+        resource_id: &str,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let rows = sqlx::query(sql.context_history)
+                .bind(tenant)
+                .bind(resource_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    /// Deletes context rows older than each resource's newest `keep`, at most `batch` of
+    /// them; returns how many went. The newest report of a resource is never deleted, so
+    /// a replay still ends on the latest live context.
+    pub async fn prune_context(&self, keep: i64, batch: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool, sql, {
+            Ok(sqlx::query(sql.prune_context)
+                .bind(keep.max(1))
+                .bind(batch)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    pub async fn insert_dead_letter(&self, letter: &NewDeadLetter) -> Result<(), StoreError> {
+        on_pool!(self, pool, sql, {
+            sqlx::query(sql.insert_dead_letter)
+                .bind(letter.tenant.as_deref())
+                .bind(&letter.topic)
+                .bind(&letter.reason)
+                .bind(&letter.payload)
+                .bind(letter.payload_len)
+                .bind(letter.at_ms)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// A tenant's dead letters, newest first, with ids below `before`.
+    pub async fn dead_letters(
+        &self,
+        tenant: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let rows = sqlx::query(sql.dead_letters)
+                .bind(tenant)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DeadLetter {
+                        id: row.try_get(0)?,
+                        tenant: row.try_get(1)?,
+                        topic: row.try_get(2)?,
+                        reason: row.try_get(3)?,
+                        payload: row.try_get(4)?,
+                        payload_len: row.try_get(5)?,
+                        at_ms: row.try_get(6)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The last committed journal position.
     pub async fn head(&self) -> Result<i64, StoreError> {
         on_pool!(self, pool, sql, {
@@ -521,6 +656,29 @@ fn decide<'a>(batch: &'a [NewEntry], current: &Current, head: i64, at_ms: i64) -
         }
         if entry.must_exist && !live {
             outcomes.push(Err(Refusal::NotFound));
+            continue;
+        }
+        if entry.op == Op::Context {
+            // A report changes the live context only: no new version, no state row.
+            if current_kind != Kind::Device.as_str() && current_kind != Kind::EdgeNode.as_str() {
+                outcomes.push(Err(Refusal::NoLiveContext { kind: current_kind }));
+                continue;
+            }
+            seq += 1;
+            let row = JournalEntry {
+                seq,
+                tenant: entry.tenant.clone(),
+                resource_id: entry.resource_id.clone(),
+                kind: current_kind,
+                version,
+                op: Op::Context,
+                actor: entry.actor.to_string(),
+                source: entry.source,
+                at_ms,
+                body: entry.body.clone(),
+            };
+            accepted.push(row.clone());
+            outcomes.push(Ok(row));
             continue;
         }
         let op = match entry.op {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use iotcane_model::{Kind, Resource, ResourceId, Tenant};
+use iotcane_model::{Kind, LiveContext, Resource, ResourceId, Tenant};
 use oxigraph::io::{RdfFormat, RdfSerializer};
 use oxigraph::model::Quad;
 use tokio::sync::{Mutex, broadcast};
@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::StoreError;
 pub use graph::{Meta, decode_body, format_time_ms, parse_time_ms};
-pub use journal::{JournalEntry, SqliteDurability};
+pub use journal::{DeadLetter, JournalEntry, NewDeadLetter, SqliteDurability};
 pub use keys::KeyRecord;
 pub use query::{
     After, Cmp, Condition, Filter, Find, Found, GRAPH_MEDIA_TYPES, Near, Order, QueryOutput,
@@ -76,6 +76,8 @@ pub enum Op {
     Create,
     Update,
     Delete,
+    /// A live-context report: the resource's live state changed, its description did not.
+    Context,
 }
 
 impl Op {
@@ -84,6 +86,7 @@ impl Op {
             Op::Create => "create",
             Op::Update => "update",
             Op::Delete => "delete",
+            Op::Context => "context",
         }
     }
 
@@ -92,6 +95,7 @@ impl Op {
             "create" => Some(Self::Create),
             "update" => Some(Self::Update),
             "delete" => Some(Self::Delete),
+            "context" => Some(Self::Context),
             _ => None,
         }
     }
@@ -115,6 +119,10 @@ pub struct StoreConfig {
     pub tail_interval: Duration,
     pub query_timeout: Duration,
     pub query_result_limit: usize,
+    /// Context reports kept per device or edge node; older ones are pruned.
+    pub context_history: u32,
+    /// How often old context reports are pruned.
+    pub context_prune_interval: Duration,
 }
 
 impl StoreConfig {
@@ -131,6 +139,8 @@ impl StoreConfig {
             tail_interval: Duration::from_millis(500),
             query_timeout: Duration::from_secs(10),
             query_result_limit: 100_000,
+            context_history: 100,
+            context_prune_interval: Duration::from_secs(60),
         }
     }
 }
@@ -152,6 +162,13 @@ pub enum Change {
         id: ResourceId,
         expected_version: Option<i64>,
     },
+    /// Replace the live context of an existing device or edge node; its description and
+    /// version stay as they are.
+    Context {
+        tenant: Tenant,
+        id: ResourceId,
+        live: Box<LiveContext>,
+    },
 }
 
 impl Change {
@@ -170,7 +187,7 @@ impl Change {
             Change::Put {
                 tenant, resource, ..
             } => (tenant, &resource.id),
-            Change::Delete { tenant, id, .. } => (tenant, id),
+            Change::Delete { tenant, id, .. } | Change::Context { tenant, id, .. } => (tenant, id),
         }
     }
 }
@@ -377,6 +394,20 @@ impl KnowledgeStore {
                     actor: actor.clone(),
                     source,
                 },
+                Change::Context { tenant, id, live } => NewEntry {
+                    tenant: tenant.to_string(),
+                    resource_id: id.to_string(),
+                    kind: String::new(),
+                    op: Op::Context,
+                    body: Some(serde_json::to_string(live).map_err(|e| {
+                        StoreError::Corrupt(format!("live context of {id} as JSON: {e}"))
+                    })?),
+                    expected_version: None,
+                    create_only: false,
+                    must_exist: true,
+                    actor: actor.clone(),
+                    source,
+                },
             });
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -483,7 +514,7 @@ impl KnowledgeStore {
                 let entry = outcome.as_ref().ok()?.clone();
                 let resource = match change {
                     Change::Put { resource, .. } => Some(*resource),
-                    Change::Delete { .. } => None,
+                    Change::Delete { .. } | Change::Context { .. } => None,
                 };
                 Some((entry, resource))
             })
@@ -504,6 +535,10 @@ impl KnowledgeStore {
                     seq: entry.seq,
                 }),
                 Err(Refusal::Aborted) => Err(StoreError::Aborted(id.clone())),
+                Err(Refusal::NoLiveContext { kind }) => Err(StoreError::NoLiveContext {
+                    id: id.clone(),
+                    kind,
+                }),
                 Err(Refusal::NotFound) => Err(StoreError::NotFound {
                     tenant: tenant.clone(),
                     id: id.clone(),
@@ -840,6 +875,7 @@ impl KnowledgeStore {
         let mut tail = tokio::time::interval(config.tail_interval);
         tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_snapshot = Instant::now();
+        let mut last_prune = Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -857,10 +893,65 @@ impl KnowledgeStore {
                     Err(e) => tracing::error!(error = %e, "snapshot failed"),
                 }
             }
+            if last_prune.elapsed() >= config.context_prune_interval {
+                last_prune = Instant::now();
+                if let Err(e) = self.prune_context().await {
+                    tracing::error!(error = %e, "pruning context reports failed");
+                }
+            }
         }
         if let Err(e) = self.snapshot().await {
             tracing::error!(error = %e, "final snapshot failed");
         }
+    }
+
+    /// Deletes the context reports beyond each resource's configured history, in batches
+    /// so that writers are never held up long. Returns how many were deleted.
+    pub async fn prune_context(&self) -> Result<u64, StoreError> {
+        const BATCH: i64 = 20_000;
+        let keep = i64::from(self.inner.config.context_history);
+        let mut deleted = 0;
+        loop {
+            let n = self.inner.journal.prune_context(keep, BATCH).await?;
+            deleted += n;
+            if n < BATCH as u64 {
+                break;
+            }
+        }
+        if deleted > 0 {
+            tracing::debug!(deleted, "old context reports pruned");
+        }
+        Ok(deleted)
+    }
+
+    /// A device's or edge node's newest context reports, newest first.
+    pub async fn context_history(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner
+            .journal
+            .context_history(tenant.as_str(), id.as_str(), limit)
+            .await
+    }
+
+    pub async fn insert_dead_letter(&self, letter: &NewDeadLetter) -> Result<(), StoreError> {
+        self.inner.journal.insert_dead_letter(letter).await
+    }
+
+    /// A tenant's dead letters, newest first, with ids below `before`.
+    pub async fn dead_letters(
+        &self,
+        tenant: &Tenant,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner
+            .journal
+            .dead_letters(tenant.as_str(), before.unwrap_or(i64::MAX), limit)
+            .await
     }
 
     /// Journal rows after `seq`, in order, at most `limit` (for event-stream resume).

@@ -266,18 +266,7 @@ async fn event_of(
     let kind = Kind::parse(&entry.kind)?;
     match feed {
         Feed::Resources => {
-            let name = match entry.op {
-                Op::Create => "created",
-                Op::Update => "updated",
-                Op::Delete => "deleted",
-            };
-            let data = json!({
-                "id": entry.resource_id,
-                "kind": kind.as_str(),
-                "version": entry.version,
-                "seq": entry.seq,
-                "at": iotcane_app::store::format_time_ms(entry.at_ms),
-            });
+            let (name, data) = iotcane_app::events::change_event(entry)?;
             Some(
                 Event::default()
                     .event(name)
@@ -293,6 +282,8 @@ async fn event_of(
                 Op::Create => (0, "thing_created"),
                 Op::Update => (1, "thing_updated"),
                 Op::Delete => (2, "thing_deleted"),
+                // The TD did not change: live context is on the native stream.
+                Op::Context => return None,
             };
             if !types[slot] {
                 return None;
