@@ -378,7 +378,9 @@ fn not_found(tenant: &Tenant, id: &ResourceId) -> AppError {
 
 /// Validates a TD, sets its registration's expiry from its time to live, and maps it to
 /// a resource.
-fn thing_resource(mut td: Map<String, Value>) -> Result<iotcane_model::Resource, AppError> {
+pub(crate) fn thing_resource(
+    mut td: Map<String, Value>,
+) -> Result<iotcane_model::Resource, AppError> {
     // The directory owns `registration`: only `ttl` (and an explicit `expires`) are taken
     // from the client; created/modified/retrieved are added when the TD is read.
     let mut registration = Map::new();

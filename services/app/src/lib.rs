@@ -6,7 +6,9 @@
 //! the journal in batches.
 
 pub mod directory;
+pub mod events;
 pub mod keys;
+pub mod live;
 
 use iotcane_model::formats::{Item, Origin};
 use iotcane_model::{Resource, ResourceId, Tenant, Violations};

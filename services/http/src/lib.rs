@@ -51,6 +51,7 @@ pub use state::{AppState, HttpConfig};
     tags(
         (name = "directory", description = "W3C WoT Thing Description Directory (WoT Discovery)"),
         (name = "resources", description = "The native REST API over every kind of the model"),
+        (name = "live", description = "Live context, device configuration and MQTT dead letters"),
         (name = "sparql", description = "SPARQL 1.1 Protocol"),
         (name = "keys", description = "API keys of the caller's tenant (admin)"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::things::router())
         .merge(routes::events::router())
         .merge(routes::resources::router())
+        .merge(routes::live::router())
         .merge(routes::sparql::router())
         .merge(routes::keys::router())
         .merge(routes::ops::router())

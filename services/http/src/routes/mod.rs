@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod keys;
+pub mod live;
 pub mod ops;
 pub mod resources;
 pub mod sparql;

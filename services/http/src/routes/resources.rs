@@ -81,7 +81,7 @@ impl Collection {
     }
 }
 
-fn collection(raw: &str) -> ApiResult<Collection> {
+pub(crate) fn collection(raw: &str) -> ApiResult<Collection> {
     serde_json::from_value(Value::String(raw.to_owned())).map_err(|_| {
         ApiError::NoRoute(format!(
             "/api/v1/{raw}: collections are devices, edge-nodes, cloud-offerings, network-links, services and cases"
@@ -89,7 +89,7 @@ fn collection(raw: &str) -> ApiResult<Collection> {
     })
 }
 
-fn resource_id(raw: &str) -> ApiResult<ResourceId> {
+pub(crate) fn resource_id(raw: &str) -> ApiResult<ResourceId> {
     raw.parse::<ResourceId>()
         .map_err(|e| ApiError::NotFound(format!("no resource `{raw}`: {e}")))
 }
