@@ -373,7 +373,13 @@ fn serve_says_where_the_data_lives_and_stops_cleanly_on_sigterm() {
     let mut child = iotcane(dir.path())
         .env("IOTCANE_LOG_LEVEL", "info")
         .env("IOTCANE_LOG_FORMAT", "json")
-        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

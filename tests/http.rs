@@ -6,11 +6,9 @@
 mod helpers;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use helpers::{Backend, backends, device_json, export_lines};
+use helpers::{Backend, backends, device_json, export_lines, iotcane, serve, stop};
 use iotcane_app::{App, Role};
 use iotcane_http::{HttpConfig, HttpServer};
 use iotcane_model::{ResourceId, Tenant};
@@ -19,7 +17,6 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const BIN: &str = env!("CARGO_BIN_EXE_iotcane");
 const BODY_LIMIT: usize = 64 * 1024;
 
 struct TestApp {
@@ -1914,6 +1911,11 @@ async fn every_route_is_in_the_openapi_document_and_responses_match_it() {
         ("/api/v1/{collection}/{id}", "patch"),
         ("/api/v1/{collection}/{id}", "delete"),
         ("/api/v1/{collection}/{id}/history", "get"),
+        ("/api/v1/{collection}/{id}/context", "get"),
+        ("/api/v1/{collection}/{id}/config", "get"),
+        ("/api/v1/{collection}/{id}/config/desired", "put"),
+        ("/api/v1/{collection}/{id}/config/desired", "delete"),
+        ("/api/v1/dead-letters", "get"),
         ("/api/v1/bulk", "post"),
         ("/api/v1/events", "get"),
         ("/api/v1/keys", "get"),
@@ -1966,55 +1968,6 @@ async fn every_route_is_in_the_openapi_document_and_responses_match_it() {
         check_against_openapi(&doc, method, path, status, &body);
     }
     t.stop().await;
-}
-
-/// The `iotcane` binary, as an operator runs it.
-fn iotcane(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("IOTCANE_DATABASE_URL")
-        .env_remove("IOTCANE_DATA_DIR")
-        .env_remove("IOTCANE_AUTH")
-        .env("IOTCANE_LOG_FORMAT", "json")
-        .env("IOTCANE_LOG_LEVEL", "info")
-        .current_dir(dir)
-        .arg("--data-dir")
-        .arg(dir);
-    cmd
-}
-
-/// Starts `iotcane serve` on a free port; returns the child, its base URL, and what it
-/// wrote to standard error up to the serving line.
-fn serve(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String, Vec<String>) {
-    let mut child = iotcane(dir)
-        .args(["serve", "--http-addr", "127.0.0.1:0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("iotcane is serving") {
-            let value: Value = serde_json::from_str(&line).unwrap();
-            let addr = value["fields"]["http"].as_str().unwrap().to_owned();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, format!("http://{addr}"), seen);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve never said it was serving: {seen:?}");
-}
-
-fn stop(mut child: std::process::Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 #[tokio::test]

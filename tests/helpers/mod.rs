@@ -6,11 +6,14 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use iotcane_store::{KnowledgeStore, StoreConfig};
+use serde_json::Value;
 use sqlx::Connection;
 
 pub const POSTGRES_ENV: &str = "IOTCANE_TEST_POSTGRES_URL";
@@ -127,4 +130,59 @@ pub fn edge_json(id: &str, cores: u32) -> serde_json::Value {
 
 pub fn resource(value: serde_json::Value) -> iotcane_model::Resource {
     iotcane_model::Resource::from_json(value).expect("valid test resource")
+}
+
+/// The `iotcane` binary, as an operator runs it.
+pub fn iotcane(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iotcane"));
+    cmd.env_remove("IOTCANE_DATABASE_URL")
+        .env_remove("IOTCANE_DATA_DIR")
+        .env_remove("IOTCANE_AUTH")
+        .env("IOTCANE_LOG_FORMAT", "json")
+        .env("IOTCANE_LOG_LEVEL", "info")
+        .current_dir(dir)
+        .arg("--data-dir")
+        .arg(dir);
+    cmd
+}
+
+/// Starts `iotcane serve` on a free port; returns the child, its base URL, and what it
+/// wrote to standard error up to the serving line.
+pub fn serve(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String, Vec<String>) {
+    let mut child = iotcane(dir)
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("iotcane is serving") {
+            let value: Value = serde_json::from_str(&line).unwrap();
+            let addr = value["fields"]["http"].as_str().unwrap().to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, format!("http://{addr}"), seen);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve never said it was serving: {seen:?}");
+}
+
+pub fn stop(mut child: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

@@ -31,6 +31,15 @@ pub struct Cli {
     /// Switch API keys off: every request acts as an admin of the local tenant. For local use only. [IOTCANE_AUTH=false]
     #[arg(long, global = true)]
     pub no_auth: bool,
+    /// Do not run the MQTT gateway (nor the embedded broker). [IOTCANE_MQTT=false]
+    #[arg(long, global = true)]
+    pub no_mqtt: bool,
+    /// An external MQTT broker, mqtt://[user:password@]host:port or mqtts://…; unset: the embedded broker. [IOTCANE_MQTT_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub mqtt_url: Option<String>,
+    /// The embedded MQTT broker's address (default 127.0.0.1:1883). [IOTCANE_MQTT_LISTEN]
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub mqtt_listen: Option<String>,
     /// Log filter, e.g. info or iotcane_store=debug. [IOTCANE_LOG_LEVEL]
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -60,6 +69,27 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Inspect the messages the MQTT gateway refused.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List a tenant's dead letters, newest first.
+    List {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// How many to show.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Only those with an id below this one (to page back).
+        #[arg(long)]
+        before: Option<i64>,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Check(args) => commands::check::run(args),
             Command::Config => commands::config::run(&settings),
             Command::Keys(command) => commands::keys::run(&settings, command).await,
+            Command::DeadLetters(command) => commands::dead_letters::run(&settings, command).await,
         }
     });
     match result {

@@ -46,6 +46,39 @@ pub struct Settings {
     pub td_expiry_interval_secs: u64,
     /// The largest page a list returns.
     pub max_page: usize,
+    /// Context reports kept per device or edge node (older ones are pruned).
+    pub context_history: u32,
+    /// Run the MQTT gateway.
+    pub mqtt: bool,
+    /// An external broker, `mqtt://[user:password@]host:port` or `mqtts://…`; unset: the
+    /// embedded broker.
+    pub mqtt_url: Option<String>,
+    /// The embedded broker's address.
+    pub mqtt_listen: String,
+    pub mqtt_prefix: String,
+    /// The gateway's client id: names its persistent session, so it must be stable and
+    /// distinct per replica.
+    pub mqtt_client_id: String,
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<String>,
+    pub mqtt_ca_file: Option<PathBuf>,
+    pub mqtt_client_cert: Option<PathBuf>,
+    pub mqtt_client_key: Option<PathBuf>,
+    /// Subscribe as `$share/{group}/…`, so that replicas split device traffic.
+    pub mqtt_share_group: Option<String>,
+    pub mqtt_session_expiry_secs: u64,
+    /// Unacknowledged messages the broker may send at once (the gateway's queue).
+    pub mqtt_inflight: u16,
+    /// The largest payload accepted, bytes.
+    pub mqtt_max_payload: usize,
+    /// The most messages written in one journal transaction.
+    pub mqtt_batch_max: usize,
+    /// Publish change events on `{prefix}/{tenant}/events/…`.
+    pub mqtt_events: bool,
+    /// Also publish an event per live-context report.
+    pub mqtt_context_events: bool,
+    /// The embedded broker's connection limit.
+    pub mqtt_max_connections: usize,
 }
 
 impl Default for Settings {
@@ -71,6 +104,25 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             td_expiry_interval_secs: 10,
             max_page: 1000,
+            context_history: 100,
+            mqtt: true,
+            mqtt_url: None,
+            mqtt_listen: "127.0.0.1:1883".to_owned(),
+            mqtt_prefix: "iotcane".to_owned(),
+            mqtt_client_id: "iotcane-gateway".to_owned(),
+            mqtt_username: None,
+            mqtt_password: None,
+            mqtt_ca_file: None,
+            mqtt_client_cert: None,
+            mqtt_client_key: None,
+            mqtt_share_group: None,
+            mqtt_session_expiry_secs: 24 * 3600,
+            mqtt_inflight: 1000,
+            mqtt_max_payload: 256 * 1024,
+            mqtt_batch_max: 1000,
+            mqtt_events: true,
+            mqtt_context_events: false,
+            mqtt_max_connections: 100_000,
         }
     }
 }
@@ -90,6 +142,12 @@ struct Flags {
     http_addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt_listen: Option<String>,
 }
 
 impl Settings {
@@ -108,6 +166,9 @@ impl Settings {
                 log_level: cli.log_level.clone(),
                 http_addr: cli.http_addr.clone(),
                 auth: cli.no_auth.then_some(false),
+                mqtt: cli.no_mqtt.then_some(false),
+                mqtt_url: cli.mqtt_url.clone(),
+                mqtt_listen: cli.mqtt_listen.clone(),
             }));
         figment.extract().map_err(Box::new)
     }
@@ -135,6 +196,38 @@ impl Settings {
         Ok(config)
     }
 
+    /// The MQTT gateway's settings.
+    pub fn mqtt_config(&self) -> Result<iotcane_mqtt::MqttConfig, String> {
+        let mut config = iotcane_mqtt::MqttConfig::new();
+        config.url = self.mqtt_url.clone().filter(|u| !u.is_empty());
+        config.listen = self.mqtt_listen.parse().map_err(|e| {
+            format!(
+                "mqtt_listen `{}`: {e} (expected HOST:PORT)",
+                self.mqtt_listen
+            )
+        })?;
+        if self.mqtt_prefix.is_empty() || self.mqtt_prefix.contains(['+', '#']) {
+            return Err("mqtt_prefix must be a non-empty topic without wildcards".to_owned());
+        }
+        config.prefix = self.mqtt_prefix.trim_end_matches('/').to_owned();
+        config.client_id = self.mqtt_client_id.clone();
+        config.username = self.mqtt_username.clone();
+        config.password = self.mqtt_password.clone().map(iotcane_mqtt::Secret);
+        config.ca_file = self.mqtt_ca_file.clone();
+        config.client_cert = self.mqtt_client_cert.clone();
+        config.client_key = self.mqtt_client_key.clone();
+        config.share_group = self.mqtt_share_group.clone().filter(|g| !g.is_empty());
+        config.session_expiry = Duration::from_secs(self.mqtt_session_expiry_secs);
+        config.inflight = self.mqtt_inflight.max(1);
+        config.max_payload = self.mqtt_max_payload.max(1);
+        config.batch_max = self.mqtt_batch_max.max(1);
+        config.publish_events = self.mqtt_events;
+        config.context_events = self.mqtt_context_events;
+        config.check_keys = self.auth;
+        config.max_connections = self.mqtt_max_connections.max(1);
+        Ok(config)
+    }
+
     pub fn store_config(&self) -> StoreConfig {
         let mut config = StoreConfig::new(&self.data_dir);
         config.database_url = self.database_url();
@@ -145,6 +238,7 @@ impl Settings {
         config.tail_interval = Duration::from_millis(self.tail_interval_ms);
         config.query_timeout = Duration::from_millis(self.query_timeout_ms);
         config.query_result_limit = self.query_result_limit;
+        config.context_history = self.context_history.max(1);
         config
     }
 
@@ -155,6 +249,10 @@ impl Settings {
         if shown.bootstrap_admin_key.is_some() {
             shown.bootstrap_admin_key = Some("***".to_owned());
         }
+        if shown.mqtt_password.is_some() {
+            shown.mqtt_password = Some("***".to_owned());
+        }
+        shown.mqtt_url = self.mqtt_url.as_deref().map(redact_url);
         shown
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod config;
+pub mod dead_letters;
 pub mod export;
 pub mod import;
 pub mod keys;

@@ -3,16 +3,22 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use iotcane_app::{App, Role};
 use iotcane_http::HttpServer;
+use iotcane_mqtt::MqttGateway;
 use iotcane_store::{KnowledgeStore, redact_url};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
 
-/// Opens the store, serves HTTP and keeps the graph current (journal tail, snapshots)
-/// until SIGINT or SIGTERM; then finishes in-flight requests, writes a last snapshot and
-/// closes the journal.
+/// Opens the store, serves HTTP and MQTT and keeps the graph current (journal tail,
+/// snapshots) until SIGINT or SIGTERM; then finishes in-flight requests and messages,
+/// writes a last snapshot and closes the journal.
 pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let http_config = settings.http_config().map_err(|e| anyhow!(e))?;
+    let mqtt_config = settings
+        .mqtt
+        .then(|| settings.mqtt_config())
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     // Bind before the (possibly long) graph load, so a taken port fails fast.
     let listener = tokio::net::TcpListener::bind(&settings.http_addr)
         .await
@@ -35,10 +41,24 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         );
     }
     let shutdown = CancellationToken::new();
+    let mqtt = match mqtt_config {
+        Some(config) => {
+            let external = config.url.clone();
+            let gateway = MqttGateway::start(app.clone(), config, shutdown.clone()).await?;
+            let broker = match (gateway.broker_addr(), external) {
+                (Some(addr), _) => format!("mqtt://{addr} (embedded)"),
+                (None, Some(url)) => redact_url(&url),
+                (None, None) => String::new(),
+            };
+            Some((gateway, broker))
+        }
+        None => None,
+    };
     let server = HttpServer::new(listener, app, http_config, shutdown.clone());
     let addr = server.local_addr()?;
     tracing::info!(
         http = %addr,
+        mqtt = mqtt.as_ref().map_or("off", |(_, broker)| broker.as_str()),
         data_dir = %settings.data_dir.display(),
         journal = %redact_url(&settings.database_url()),
         dialect = store.dialect(),
@@ -62,6 +82,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         Some(served) => served,
         None => http.await,
     };
+    if let Some((gateway, _)) = mqtt {
+        gateway.join().await;
+    }
     background.await?;
     served?.context("HTTP server")?;
     store.close().await;

@@ -1,0 +1,314 @@
+//! The topic tree: what the gateway listens to, where it answers, and how a topic names a
+//! tenant and a Thing.
+//!
+//! ```text
+//! {prefix}/{tenant}/things/{id}/register          TD or native JSON  → register/accepted|rejected
+//! {prefix}/{tenant}/things/{id}/context           live context       → context/rejected
+//! {prefix}/{tenant}/things/{id}/deregister        (any payload)      → deregister/accepted|rejected
+//! {prefix}/{tenant}/things/{id}/config/reported   reported config    → config/delta
+//! {prefix}/{tenant}/things/{id}/config/desired    retained, published by the service
+//! {prefix}/{tenant}/events/{kind}/{id}            change events, published by the service
+//! ```
+//!
+//! A Thing id that is an IRI contains `/`, which cannot sit in one topic level: the id
+//! level is percent-encoded (`https%3A%2F%2Fexample.com%2Flamp`), and decoded here.
+
+use iotcane_model::{ResourceId, Tenant};
+
+/// What a device asks for, read from the topic of its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Register,
+    Context,
+    Deregister,
+    ConfigReported,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::Register,
+        Action::Context,
+        Action::Deregister,
+        Action::ConfigReported,
+    ];
+
+    /// The topic levels after the Thing id.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Action::Register => "register",
+            Action::Context => "context",
+            Action::Deregister => "deregister",
+            Action::ConfigReported => "config/reported",
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Register => "register",
+            Action::Context => "context",
+            Action::Deregister => "deregister",
+            Action::ConfigReported => "config_reported",
+        }
+    }
+}
+
+/// A parsed inbound topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub tenant: Tenant,
+    pub thing: ResourceId,
+    pub action: Action,
+}
+
+/// Why a topic could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    #[error("the topic is not one of the gateway's topics")]
+    Unknown,
+    #[error("the tenant `{0}` in the topic is not a valid tenant name")]
+    BadTenant(String),
+    #[error("the Thing id `{id}` in the topic is not valid: {reason}")]
+    BadId { id: String, reason: String },
+}
+
+/// The gateway's topic tree under one prefix.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The filters the gateway subscribes to, optionally in a shared-subscription group.
+    pub fn subscriptions(&self, share_group: Option<&str>) -> Vec<String> {
+        let share = share_group.map_or_else(String::new, |g| format!("$share/{g}/"));
+        Action::ALL
+            .iter()
+            .map(|a| format!("{share}{}/+/things/+/{}", self.prefix, a.suffix()))
+            .chain(std::iter::once(format!(
+                "{share}{}/#",
+                self.denied_prefix()
+            )))
+            .collect()
+    }
+
+    /// Where the embedded broker's front moves a message its client may not publish:
+    /// `{prefix}-denied/{client's tenant}/{original topic}`.
+    pub fn denied_prefix(&self) -> String {
+        format!("{}-denied", self.prefix)
+    }
+
+    /// Reads an inbound topic.
+    pub fn parse(&self, topic: &str) -> Result<Inbound, TopicError> {
+        let rest = topic
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or(TopicError::Unknown)?;
+        let mut levels = rest.splitn(4, '/');
+        let (Some(tenant), Some("things"), Some(id), Some(suffix)) =
+            (levels.next(), levels.next(), levels.next(), levels.next())
+        else {
+            return Err(TopicError::Unknown);
+        };
+        let action = Action::ALL
+            .into_iter()
+            .find(|a| a.suffix() == suffix)
+            .ok_or(TopicError::Unknown)?;
+        let tenant: Tenant = tenant
+            .parse()
+            .map_err(|_| TopicError::BadTenant(tenant.to_owned()))?;
+        let decoded = percent_decode(id).ok_or_else(|| TopicError::BadId {
+            id: id.to_owned(),
+            reason: "bad percent-encoding".to_owned(),
+        })?;
+        let thing: ResourceId = decoded.parse().map_err(|e| TopicError::BadId {
+            id: decoded.clone(),
+            reason: format!("{e}"),
+        })?;
+        Ok(Inbound {
+            tenant,
+            thing,
+            action,
+        })
+    }
+
+    /// The tenant level of a topic under the prefix, if there is one.
+    pub fn tenant_of<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('/')?
+            .split('/')
+            .next()
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Reads a denied topic: the client's own tenant and the topic it tried.
+    pub fn parse_denied<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = topic
+            .strip_prefix(self.denied_prefix().as_str())?
+            .strip_prefix('/')?;
+        rest.split_once('/')
+    }
+
+    /// The topic of a Thing's `action`, plus `tail` levels (`accepted`, `rejected`, …).
+    pub fn thing(&self, tenant: &Tenant, thing: &ResourceId, tail: &str) -> String {
+        format!(
+            "{}/{tenant}/things/{}/{tail}",
+            self.prefix,
+            percent_encode(thing.as_str())
+        )
+    }
+
+    /// Where the answer to an inbound message goes, for clients without a response topic.
+    pub fn answer(&self, inbound: &Inbound, accepted: bool) -> String {
+        let outcome = if accepted { "accepted" } else { "rejected" };
+        match inbound.action {
+            Action::ConfigReported => {
+                self.thing(&inbound.tenant, &inbound.thing, "config/rejected")
+            }
+            action => self.thing(
+                &inbound.tenant,
+                &inbound.thing,
+                &format!("{}/{outcome}", action.suffix()),
+            ),
+        }
+    }
+
+    pub fn desired(&self, tenant: &Tenant, thing: &ResourceId) -> String {
+        self.thing(tenant, thing, "config/desired")
+    }
+
+    pub fn delta(&self, tenant: &Tenant, thing: &ResourceId) -> String {
+        self.thing(tenant, thing, "config/delta")
+    }
+
+    /// `{prefix}/{tenant}/events/{kind}/{id}`.
+    pub fn event(&self, tenant: &str, kind: &str, id: &str) -> String {
+        format!(
+            "{}/{tenant}/events/{kind}/{}",
+            self.prefix,
+            percent_encode(id)
+        )
+    }
+
+    /// Whether a topic lies in a tenant's own part of the tree: where the gateway may
+    /// answer on behalf of that tenant's clients.
+    pub fn within_tenant(&self, topic: &str, tenant: &str) -> bool {
+        self.tenant_of(topic) == Some(tenant)
+            && !topic.contains(['+', '#'])
+            && topic.starts_with(&self.prefix)
+    }
+}
+
+/// Percent-encodes what cannot sit in one topic level (`/`, the wildcards, `%`).
+pub fn percent_encode(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '/' => out.push_str("%2F"),
+            '+' => out.push_str("%2B"),
+            '#' => out.push_str("%23"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn percent_decode(level: &str) -> Option<String> {
+    if !level.contains('%') {
+        return Some(level.to_owned());
+    }
+    let bytes = level.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = level.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_action_and_encoded_ids() {
+        let topics = Topics::new("iotcane");
+        let inbound = topics
+            .parse("iotcane/acme/things/urn:dev:lamp-1/register")
+            .expect("register");
+        assert_eq!(inbound.tenant.as_str(), "acme");
+        assert_eq!(inbound.thing.as_str(), "urn:dev:lamp-1");
+        assert_eq!(inbound.action, Action::Register);
+        let reported = topics
+            .parse("iotcane/acme/things/lamp/config/reported")
+            .expect("reported");
+        assert_eq!(reported.action, Action::ConfigReported);
+        let iri = "https://example.com/things/lamp";
+        let topic = topics.thing(
+            &"acme".parse().expect("tenant"),
+            &iri.parse().expect("id"),
+            "context",
+        );
+        assert_eq!(
+            topic,
+            "iotcane/acme/things/https:%2F%2Fexample.com%2Fthings%2Flamp/context"
+        );
+        assert_eq!(topics.parse(&topic).expect("iri").thing.as_str(), iri);
+    }
+
+    #[test]
+    fn refuses_foreign_and_malformed_topics() {
+        let topics = Topics::new("iotcane");
+        for topic in [
+            "other/acme/things/lamp/register",
+            "iotcane/acme/things/lamp",
+            "iotcane/acme/devices/lamp/register",
+            "iotcane/acme/things/lamp/register/accepted",
+            "iotcanex/acme/things/lamp/register",
+        ] {
+            assert_eq!(topics.parse(topic), Err(TopicError::Unknown), "{topic}");
+        }
+        assert!(matches!(
+            topics.parse("iotcane/Bad Tenant/things/lamp/context"),
+            Err(TopicError::BadTenant(_))
+        ));
+        assert!(matches!(
+            topics.parse("iotcane/acme/things/%zz/context"),
+            Err(TopicError::BadId { .. })
+        ));
+    }
+
+    #[test]
+    fn shared_subscriptions_and_tenant_scope() {
+        let topics = Topics::new("iotcane");
+        let subs = topics.subscriptions(Some("g1"));
+        assert!(subs.contains(&"$share/g1/iotcane/+/things/+/context".to_owned()));
+        assert!(subs.contains(&"$share/g1/iotcane-denied/#".to_owned()));
+        assert!(topics.within_tenant("iotcane/acme/replies/1", "acme"));
+        assert!(!topics.within_tenant("iotcane/other/replies/1", "acme"));
+        assert!(!topics.within_tenant("iotcane/acme/+/x", "acme"));
+        assert_eq!(
+            topics.parse_denied("iotcane-denied/acme/iotcane/other/things/x/context"),
+            Some(("acme", "iotcane/other/things/x/context"))
+        );
+    }
+}
