@@ -762,3 +762,140 @@ async fn an_all_or_nothing_batch_with_one_refusal_writes_nothing() {
         store.close().await;
     }
 }
+
+fn live(status: &str, load: f64) -> Box<iotcane_model::LiveContext> {
+    let mut live: iotcane_model::LiveContext = serde_json::from_value(serde_json::json!({
+        "status": status,
+        "loadPct": load,
+        "location": {"lat": 45.5, "lon": 9.2},
+        "properties": {"mode": "eco", "level": 3},
+    }))
+    .unwrap();
+    live.normalize();
+    Box::new(live)
+}
+
+#[tokio::test]
+async fn context_reports_replace_the_live_part_keep_the_version_and_are_pruned() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tenant("acme");
+        let mut config = helpers::config(dir.path(), &backend);
+        config.context_history = 3;
+        let store = KnowledgeStore::open(config.clone()).await.unwrap();
+        put(&store, &t, device_json("d-1", "v1")).await;
+        put(&store, &t, edge_json("gw", 4)).await;
+        let link = serde_json::json!({
+            "id": "l-1", "kind": "networkLink", "name": "Link",
+            "from": "site:site-a", "to": "region:aws/eu-west-1", "latencyMs": 20.0, "bandwidthMbps": 100.0,
+        });
+        put(&store, &t, link).await;
+        for i in 0..10 {
+            let results = store
+                .write(
+                    vec![
+                        Change::Context {
+                            tenant: t.clone(),
+                            id: id("d-1"),
+                            live: live("online", f64::from(i)),
+                        },
+                        Change::Context {
+                            tenant: t.clone(),
+                            id: id("gw"),
+                            live: live("online", 50.0),
+                        },
+                    ],
+                    "gateway",
+                    ChangeSource::Mqtt,
+                )
+                .await
+                .unwrap();
+            for r in results {
+                let written = r.unwrap();
+                assert_eq!(written.op, Op::Context);
+                assert_eq!(written.version, 1, "a report is not a new version");
+            }
+        }
+        // Refused: an unknown resource, and a kind without live context; the rest stands.
+        let refused = store
+            .write(
+                vec![
+                    Change::Context {
+                        tenant: t.clone(),
+                        id: id("ghost"),
+                        live: live("offline", 1.0),
+                    },
+                    Change::Context {
+                        tenant: t.clone(),
+                        id: id("l-1"),
+                        live: live("offline", 1.0),
+                    },
+                    Change::Context {
+                        tenant: tenant("other"),
+                        id: id("d-1"),
+                        live: live("offline", 1.0),
+                    },
+                ],
+                "gateway",
+                ChangeSource::Mqtt,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(refused[0], Err(StoreError::NotFound { .. })));
+        assert!(matches!(refused[1], Err(StoreError::NoLiveContext { .. })));
+        assert!(
+            matches!(refused[2], Err(StoreError::NotFound { .. })),
+            "tenants are apart"
+        );
+
+        let stored = store.get(&t, &id("d-1")).unwrap().unwrap();
+        let now = stored.resource.to_json();
+        assert_eq!(now["live"]["loadPct"], 9.0, "{now}");
+        assert_eq!(now["live"]["properties"]["mode"], "eco");
+        assert_eq!(now["name"], "v1", "the description is untouched");
+        assert_eq!(stored.meta.version, 1);
+        assert_eq!(
+            store.history(&t, &id("d-1")).await.unwrap().len(),
+            1,
+            "history lists versions only"
+        );
+        assert_eq!(
+            store
+                .context_history(&t, &id("d-1"), 100)
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
+
+        // Pruning keeps the newest reports of each device, the newest first.
+        let deleted = store.prune_context().await.unwrap();
+        assert_eq!(deleted, 14);
+        let kept = store.context_history(&t, &id("d-1"), 100).await.unwrap();
+        let loads: Vec<String> = kept.iter().map(|e| e.body.clone().unwrap()).collect();
+        assert_eq!(kept.len(), 3, "{loads:?}");
+        assert!(loads[0].contains("\"loadPct\":9.0"), "{loads:?}");
+
+        // A restart (from the snapshot, and from the journal alone) ends on the same graph.
+        let before = export_lines(&store);
+        store.snapshot().await.unwrap();
+        store.close().await;
+        let reopened = KnowledgeStore::open(config.clone()).await.unwrap();
+        assert_eq!(
+            export_lines(&reopened),
+            before,
+            "{}: from the snapshot",
+            backend.name
+        );
+        reopened.close().await;
+        std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+        let replayed = KnowledgeStore::open(config).await.unwrap();
+        assert_eq!(
+            export_lines(&replayed),
+            before,
+            "{}: from the journal",
+            backend.name
+        );
+        replayed.close().await;
+    }
+}
