@@ -328,7 +328,14 @@ fn settings_layer_file_then_environment_then_flags_and_hide_secrets() {
         .current_dir(dir.path())
         .env("IOTCANE_LOG_LEVEL", "warn")
         .env("IOTCANE_QUERY_TIMEOUT_MS", "999")
-        .args(["--log-level", "error", "config"]));
+        .env("IOTCANE_MQTT_PASSWORD", "br0ker-pw")
+        .args([
+            "--log-level",
+            "error",
+            "--mqtt-url",
+            "mqtts://gw:url-pw@broker.example:8883",
+            "config",
+        ]));
     assert!(
         output.status.success(),
         "{}",
@@ -341,6 +348,15 @@ fn settings_layer_file_then_environment_then_flags_and_hide_secrets() {
         Some("postgres://iot:***@db.example:5432/iotcane")
     );
     assert!(!text.contains("s3cret"));
+    assert_eq!(
+        config["mqtt_url"].as_str(),
+        Some("mqtts://gw:***@broker.example:8883"),
+        "a flag, shown without its password"
+    );
+    assert!(
+        !text.contains("url-pw") && !text.contains("br0ker-pw"),
+        "{text}"
+    );
     assert_eq!(
         config["snapshot_every_changes"].as_integer(),
         Some(7),

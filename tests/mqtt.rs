@@ -1282,3 +1282,26 @@ async fn mosquitto_clients_register_through_the_binary_and_dead_letters_are_list
     assert_eq!(letters[0]["payload"], "not json");
     helpers::stop(child);
 }
+
+#[test]
+fn a_taken_broker_port_stops_serve_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = helpers::iotcane(dir.path())
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&addr) && stderr.contains("--mqtt-listen") && stderr.contains("--mqtt-url"),
+        "{stderr}"
+    );
+}

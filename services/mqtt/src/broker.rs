@@ -36,8 +36,6 @@ use crate::topics::Topics;
 /// Settings of the embedded broker.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// The public address devices connect to.
-    pub listen: SocketAddr,
     /// The largest packet the broker takes (the gateway has its own, smaller, payload limit).
     pub max_packet_size: usize,
     pub max_connections: usize,
@@ -77,26 +75,27 @@ pub struct EmbeddedBroker {
 
 const INTERNAL_USER: &str = "iotcane-internal";
 
+/// Binds the embedded broker's public address; a taken port is an error that says what
+/// to do.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            BrokerError::AddrInUse { addr }
+        } else {
+            BrokerError::Bind { addr, source: e }
+        }
+    })
+}
+
 impl EmbeddedBroker {
-    /// Binds the public address, starts rumqttd on private ports, and serves the front
-    /// until `shutdown`. rumqttd itself has no shutdown: its thread ends with the process.
+    /// Starts rumqttd on a private port and serves the front on `listener` until
+    /// `shutdown`. rumqttd itself has no shutdown: its thread ends with the process.
     pub async fn start(
         config: BrokerConfig,
+        listener: TcpListener,
         topics: Topics,
         shutdown: CancellationToken,
     ) -> Result<Self, BrokerError> {
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                BrokerError::AddrInUse {
-                    addr: config.listen,
-                }
-            } else {
-                BrokerError::Bind {
-                    addr: config.listen,
-                    source: e,
-                }
-            }
-        })?;
         let addr = listener
             .local_addr()
             .map_err(|e| BrokerError::Start(e.to_string()))?;

@@ -127,27 +127,37 @@ fn max_packet(config: &MqttConfig) -> usize {
     config.max_payload.saturating_mul(4).max(64 * 1024)
 }
 
-impl MqttGateway {
+/// A gateway whose embedded broker's port is bound but which does not run yet: binding
+/// first lets `serve` fail fast on a taken port, before the graph loads.
+#[derive(Debug)]
+pub struct MqttBinding {
+    config: MqttConfig,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+impl MqttBinding {
     /// Starts the embedded broker (when no external one is configured) and the gateway's
     /// connection. Returns once the broker listens; the connection comes up in the
     /// background and is retried with backoff.
     pub async fn start(
+        self,
         app: App,
-        config: MqttConfig,
         shutdown: CancellationToken,
-    ) -> Result<Self, MqttError> {
+    ) -> Result<MqttGateway, MqttError> {
+        let MqttBinding { config, listener } = self;
         // rumqttc leaves the choice of TLS provider to the application.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let topics = Topics::new(config.prefix.clone());
-        let (options, broker_addr) = match &config.url {
-            None => {
+        let (options, broker_addr) = match (&config.url, listener) {
+            (Some(url), _) => (external_options(url, &config)?, None),
+            (None, Some(listener)) => {
                 let broker = EmbeddedBroker::start(
                     BrokerConfig {
-                        listen: config.listen,
                         max_packet_size: max_packet(&config),
                         max_connections: config.max_connections,
                         keys: config.check_keys.then(|| app.keys().clone()),
                     },
+                    listener,
                     topics.clone(),
                     shutdown.clone(),
                 )
@@ -161,12 +171,36 @@ impl MqttGateway {
                 options.set_credentials(user, password);
                 (options, Some(broker.addr))
             }
-            Some(url) => (external_options(url, &config)?, None),
+            (None, None) => {
+                return Err(MqttError::Settings(
+                    "no broker: neither an external URL nor a bound address".to_owned(),
+                ));
+            }
         };
         let options = session_options(options, &config);
         let (client, eventloop) = AsyncClient::new(options, usize::from(config.inflight) + 256);
         let task = tokio::spawn(run(app, client, eventloop, topics, config, shutdown));
-        Ok(Self { task, broker_addr })
+        Ok(MqttGateway { task, broker_addr })
+    }
+}
+
+impl MqttGateway {
+    /// Binds the embedded broker's address (when no external broker is configured).
+    pub async fn bind(config: MqttConfig) -> Result<MqttBinding, MqttError> {
+        let listener = match config.url {
+            None => Some(crate::broker::bind(config.listen).await?),
+            Some(_) => None,
+        };
+        Ok(MqttBinding { config, listener })
+    }
+
+    /// [`MqttGateway::bind`], then [`MqttBinding::start`].
+    pub async fn start(
+        app: App,
+        config: MqttConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, MqttError> {
+        Self::bind(config).await?.start(app, shutdown).await
     }
 
     /// The embedded broker's address, if it runs.

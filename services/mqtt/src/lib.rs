@@ -19,4 +19,4 @@ mod gateway;
 mod outbound;
 pub mod topics;
 
-pub use gateway::{MqttConfig, MqttError, MqttGateway, Secret};
+pub use gateway::{MqttBinding, MqttConfig, MqttError, MqttGateway, Secret};

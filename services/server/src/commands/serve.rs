@@ -28,6 +28,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
                 settings.http_addr
             )
         })?;
+    let mqtt_binding = match mqtt_config {
+        Some(config) => Some(MqttGateway::bind(config).await?),
+        None => None,
+    };
     let store = KnowledgeStore::open(settings.store_config()).await?;
     let app = App::new(store.clone());
     if http_config.auth {
@@ -41,10 +45,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         );
     }
     let shutdown = CancellationToken::new();
-    let mqtt = match mqtt_config {
-        Some(config) => {
-            let external = config.url.clone();
-            let gateway = MqttGateway::start(app.clone(), config, shutdown.clone()).await?;
+    let mqtt = match mqtt_binding {
+        Some(binding) => {
+            let external = settings.mqtt_url.clone().filter(|u| !u.is_empty());
+            let gateway = binding.start(app.clone(), shutdown.clone()).await?;
             let broker = match (gateway.broker_addr(), external) {
                 (Some(addr), _) => format!("mqtt://{addr} (embedded)"),
                 (None, Some(url)) => redact_url(&url),
