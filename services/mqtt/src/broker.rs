@@ -239,6 +239,10 @@ enum FrontError {
     Refused(String),
 }
 
+/// Topic aliases the front keeps per connection (MQTT 5 lets the client pick up to the
+/// broker's maximum; beyond this many new ones are not remembered).
+const MAX_TOPIC_ALIASES: usize = 1024;
+
 // CONNACK refusals: MQTT 3.1.1 return codes and MQTT 5 reason codes.
 const V4_BAD_PROTOCOL: u8 = 0x01;
 const V4_NOT_AUTHORIZED: u8 = 0x05;
@@ -295,6 +299,9 @@ impl Front {
         });
         let upstream = async {
             let mut out = BytesMut::with_capacity(4096);
+            // MQTT 5 topic aliases of this connection, resolved here so that every topic
+            // is checked in full.
+            let mut aliases: HashMap<u16, Bytes> = HashMap::new();
             loop {
                 let frame = match read_frame(&mut device_read, &mut inbox, max).await {
                     Ok(frame) => frame,
@@ -303,7 +310,7 @@ impl Front {
                     }
                     Err(e) => return Err(e),
                 };
-                let packet = self.vet(&client, decode(v5, &frame, max)?);
+                let packet = self.vet(&client, &mut aliases, decode_from_client(v5, &frame, max)?);
                 out.clear();
                 V5.write(packet, &mut out)
                     .map_err(|e| FrontError::Malformed(format!("{e:?}")))?;
@@ -391,12 +398,20 @@ impl Front {
     }
 
     /// A packet from the client, changed where it reaches outside the client's tenant.
-    fn vet(&self, client: &Client, packet: Packet) -> Packet {
-        let Some(principal) = &client.principal else {
-            return packet;
-        };
+    fn vet(&self, client: &Client, aliases: &mut HashMap<u16, Bytes>, packet: Packet) -> Packet {
         match packet {
-            Packet::Publish(mut publish, properties) => {
+            Packet::Publish(mut publish, mut properties) => {
+                // The broker never sees an alias: the front sends every topic in full.
+                if let Some(alias) = properties.as_mut().and_then(|p| p.topic_alias.take()) {
+                    if publish.topic.is_empty() {
+                        publish.topic = aliases.get(&alias).cloned().unwrap_or_default();
+                    } else if aliases.len() < MAX_TOPIC_ALIASES || aliases.contains_key(&alias) {
+                        aliases.insert(alias, publish.topic.clone());
+                    }
+                }
+                let Some(principal) = &client.principal else {
+                    return Packet::Publish(publish, properties);
+                };
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
                 if !self.may_publish(client, &topic) {
                     tracing::debug!(tenant = %principal.tenant, %topic, "publish outside the key's rights moved aside");
@@ -409,6 +424,9 @@ impl Front {
                 Packet::Publish(publish, properties)
             }
             Packet::Subscribe(mut subscribe, properties) => {
+                let Some(principal) = &client.principal else {
+                    return Packet::Subscribe(subscribe, properties);
+                };
                 for filter in &mut subscribe.filters {
                     if !self.may_subscribe(client, &filter.path) {
                         // Nothing is published under this level, so the filter matches nothing.
@@ -423,6 +441,19 @@ impl Front {
             }
             other => other,
         }
+    }
+}
+
+/// Decodes one whole packet a client sent, in its protocol. Only the packets a client may
+/// send after CONNECT are read (rumqttd's readers panic on others).
+fn decode_from_client(v5: bool, frame: &Bytes, max: usize) -> Result<Packet, FrontError> {
+    match frame.first().map(|b| b >> 4) {
+        // PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT.
+        Some(3..=8 | 10 | 12 | 14) => decode(v5, frame, max),
+        Some(kind) => Err(FrontError::Malformed(format!(
+            "a client may not send packets of type {kind} here"
+        ))),
+        None => Err(FrontError::Malformed("empty packet".into())),
     }
 }
 
@@ -622,7 +653,9 @@ fn connack_refusal(v5: bool, code: u8) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumqttd::protocol::{Filter, Publish, QoS, RetainForwardRule, Subscribe};
+    use rumqttd::protocol::{
+        Filter, Publish, PublishProperties, QoS, RetainForwardRule, Subscribe,
+    };
 
     fn varint(value: usize) -> Vec<u8> {
         let mut out = BytesMut::new();
@@ -669,7 +702,8 @@ mod tests {
         V4.write(packet, &mut wire).expect("encode");
         let vetted = front.vet(
             client,
-            decode(false, &wire.freeze(), 1 << 20).expect("decode"),
+            &mut HashMap::new(),
+            decode_from_client(false, &wire.freeze(), 1 << 20).expect("decode"),
         );
         let mut out = BytesMut::new();
         V5.write(vetted, &mut out).expect("encode v5");
@@ -724,6 +758,67 @@ mod tests {
         assert!(downgrade_packet(&[0x20, 3, 0, 0x86, 0], &mut out).expect("connack"));
         assert_eq!(&out[..], &[0x20, 2, 0, V4_NOT_AUTHORIZED]);
         assert!(!downgrade_packet(&[0xe0, 0], &mut out).expect("disconnect"));
+    }
+
+    #[test]
+    fn topic_aliases_are_resolved_before_the_check_and_never_reach_the_broker() {
+        let (front, client) = front();
+        let mut aliases = HashMap::new();
+        let mut send = |topic: &str, alias: u16| {
+            let properties = PublishProperties {
+                payload_format_indicator: None,
+                message_expiry_interval: None,
+                topic_alias: Some(alias),
+                response_topic: None,
+                correlation_data: None,
+                user_properties: Vec::new(),
+                subscription_identifiers: Vec::new(),
+                content_type: None,
+            };
+            let mut wire = BytesMut::new();
+            V5.write(
+                Packet::Publish(
+                    Publish::new(topic.to_owned(), "{}".to_owned(), false),
+                    Some(properties),
+                ),
+                &mut wire,
+            )
+            .expect("encode");
+            let packet = decode_from_client(true, &wire.freeze(), 1 << 20).expect("decode");
+            match front.vet(&client, &mut aliases, packet) {
+                Packet::Publish(publish, properties) => {
+                    assert_eq!(properties.and_then(|p| p.topic_alias), None);
+                    String::from_utf8_lossy(&publish.topic).into_owned()
+                }
+                other => panic!("not a publish: {other:?}"),
+            }
+        };
+        assert_eq!(
+            send("iotcane/acme/things/x/context", 1),
+            "iotcane/acme/things/x/context"
+        );
+        assert_eq!(send("", 1), "iotcane/acme/things/x/context");
+        send("iotcane/globex/things/x/context", 2);
+        assert_eq!(
+            send("", 2),
+            "iotcane-denied/acme/iotcane/globex/things/x/context"
+        );
+        assert_eq!(send("", 9), "iotcane-denied/acme/", "an unknown alias");
+    }
+
+    #[test]
+    fn packets_only_a_server_sends_are_refused_from_clients() {
+        for first in [0x20u8, 0x90, 0xb0, 0xd0, 0xf0, 0x10] {
+            let frame = Bytes::from(vec![first, 0]);
+            assert!(
+                decode_from_client(true, &frame, 1024).is_err(),
+                "{first:#x}"
+            );
+            assert!(
+                decode_from_client(false, &frame, 1024).is_err(),
+                "{first:#x}"
+            );
+        }
     }
 
     #[test]
