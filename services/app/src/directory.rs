@@ -55,6 +55,27 @@ pub fn validate_td(td: &Value) -> Result<(), Violations> {
     }
 }
 
+/// Gives a description without `id` the id it is addressed to (`by`: the request, the
+/// topic); refuses one whose own `id` differs.
+pub(crate) fn bind_id(
+    body: &mut Map<String, Value>,
+    id: &ResourceId,
+    by: &str,
+) -> Result<(), Violations> {
+    match body.get("id") {
+        Some(Value::String(own)) if own != id.as_str() => Err(Violations::one(
+            "/id",
+            format!("is `{own}`, but {by} is for `{id}`"),
+        )),
+        Some(Value::String(_)) => Ok(()),
+        Some(_) => Err(Violations::one("/id", "must be a string")),
+        None => {
+            body.insert("id".into(), Value::String(id.to_string()));
+            Ok(())
+        }
+    }
+}
+
 /// When a stored TD expires: its `registration.expires`, as epoch ms.
 pub fn expiry_of(td: &Map<String, Value>) -> Option<i64> {
     td.get("registration")?
@@ -77,20 +98,7 @@ impl App {
         let Value::Object(mut td) = td else {
             return Err(Violations::one("", "a Thing Description must be a JSON object").into());
         };
-        match td.get("id") {
-            Some(Value::String(own)) if own != id.as_str() => {
-                return Err(Violations::one(
-                    "/id",
-                    format!("is `{own}`, but the request is for `{id}`"),
-                )
-                .into());
-            }
-            Some(Value::String(_)) => {}
-            Some(_) => return Err(Violations::one("/id", "must be a string").into()),
-            None => {
-                td.insert("id".into(), Value::String(id.to_string()));
-            }
-        }
+        bind_id(&mut td, id, "the request")?;
         let resource = thing_resource(td)?;
         self.put(tenant, resource, expected_version, actor).await
     }

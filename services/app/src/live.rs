@@ -11,7 +11,7 @@ use iotcane_model::{
 use iotcane_store::{Change, DeadLetter, NewDeadLetter, StoreError, Written};
 use serde_json::{Map, Value};
 
-use crate::directory::thing_resource;
+use crate::directory::{bind_id, thing_resource};
 use crate::{Actor, App, AppError};
 
 /// The longest payload kept in a dead letter; the rest is cut (its full size is kept).
@@ -54,21 +54,8 @@ impl App {
         let Value::Object(mut body) = payload else {
             return Err(Violations::one("", "a registration must be a JSON object").into());
         };
+        bind_id(&mut body, id, "the topic")?;
         if body.contains_key("kind") {
-            match body.get("id") {
-                Some(Value::String(own)) if own != id.as_str() => {
-                    return Err(Violations::one(
-                        "/id",
-                        format!("is `{own}`, but the topic is for `{id}`"),
-                    )
-                    .into());
-                }
-                Some(Value::String(_)) => {}
-                Some(_) => return Err(Violations::one("/id", "must be a string").into()),
-                None => {
-                    body.insert("id".into(), Value::String(id.to_string()));
-                }
-            }
             let resource = Resource::from_json(Value::Object(body))?;
             if !matches!(resource.kind(), Kind::Device | Kind::EdgeNode) {
                 return Err(Violations::one(
@@ -78,20 +65,6 @@ impl App {
                 .into());
             }
             return Ok(resource);
-        }
-        match body.get("id") {
-            Some(Value::String(own)) if own != id.as_str() => {
-                return Err(Violations::one(
-                    "/id",
-                    format!("is `{own}`, but the topic is for `{id}`"),
-                )
-                .into());
-            }
-            Some(Value::String(_)) => {}
-            Some(_) => return Err(Violations::one("/id", "must be a string").into()),
-            None => {
-                body.insert("id".into(), Value::String(id.to_string()));
-            }
         }
         crate::directory::validate_td(&Value::Object(body.clone()))?;
         thing_resource(body)
