@@ -821,6 +821,44 @@ async fn clients_publish_and_subscribe_only_within_their_tenant() {
             .unwrap()
             .is_none()
     );
+    // Nor can a key make the gateway publish for it: a response topic outside
+    // `{prefix}/{tenant}/replies/` is ignored, and a refused publish gets no response.
+    for (device, role) in [(&reader, "read"), (&acme, "write")] {
+        device
+            .publish(
+                &stack.topic("acme", "probe", "context"),
+                json!({"status": "online"}).to_string(),
+                Some(PublishProperties {
+                    response_topic: Some(stack.topic("acme", "probe", "deregister")),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            stack
+                .app
+                .get(&tenant("acme"), &rid("probe"))
+                .unwrap()
+                .is_some(),
+            "a {role} key deregistered a Thing through a response topic"
+        );
+    }
+    // Devices may not publish what only the service publishes.
+    acme.publish(
+        &stack.topic("acme", "probe", "config/desired"),
+        json!({"hijacked": true}).to_string(),
+        None,
+    )
+    .await;
+    wait_for("the spoofed configuration's dead letter", async || {
+        let letters = stack.dead_letters().await;
+        letters
+            .iter()
+            .any(|l| l["topic"] == stack.topic("acme", "probe", "config/desired"))
+            .then_some(())
+    })
+    .await;
     for d in [acme, globex, reader] {
         d.disconnect().await;
     }

@@ -239,6 +239,9 @@ enum FrontError {
     Refused(String),
 }
 
+/// How long a new connection may take to send its CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Topic aliases the front keeps per connection (MQTT 5 lets the client pick up to the
 /// broker's maximum; beyond this many new ones are not remembered).
 const MAX_TOPIC_ALIASES: usize = 1024;
@@ -251,7 +254,12 @@ const V5_NOT_AUTHORIZED: u8 = 0x87;
 impl Front {
     async fn serve(&self, mut device: TcpStream) -> Result<(), FrontError> {
         let mut inbox = BytesMut::with_capacity(4096);
-        let connect = read_frame(&mut device, &mut inbox, self.max_packet_size).await?;
+        let connect = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            read_frame(&mut device, &mut inbox, self.max_packet_size),
+        )
+        .await
+        .map_err(|_| FrontError::Refused("no CONNECT within 10 s".into()))??;
         if connect.first().map(|b| b >> 4) != Some(1) {
             return Err(FrontError::Malformed(
                 "the first packet is not CONNECT".into(),
@@ -374,11 +382,18 @@ impl Front {
         Ok((client, out.freeze()))
     }
 
+    /// A client may publish only what a device sends (`register`, `context`,
+    /// `deregister`, `config/reported` of a Thing) in its key's tenant, with a write key:
+    /// not the topics the service publishes on (desired configurations, events, answers).
     fn may_publish(&self, client: &Client, topic: &str) -> bool {
         match &client.principal {
             None => true,
             Some(p) => {
-                p.may(Role::Write) && self.topics.tenant_of(topic) == Some(p.tenant.as_str())
+                p.may(Role::Write)
+                    && self
+                        .topics
+                        .parse(topic)
+                        .is_ok_and(|inbound| inbound.tenant == p.tenant)
             }
         }
     }
@@ -386,14 +401,7 @@ impl Front {
     fn may_subscribe(&self, client: &Client, filter: &str) -> bool {
         match &client.principal {
             None => true,
-            Some(p) => {
-                // A shared subscription names its group first.
-                let filter = match filter.strip_prefix("$share/") {
-                    Some(rest) => rest.split_once('/').map_or("", |(_, f)| f),
-                    None => filter,
-                };
-                self.topics.tenant_of(filter) == Some(p.tenant.as_str())
-            }
+            Some(p) => self.topics.tenant_of(unshared(filter)) == Some(p.tenant.as_str()),
         }
     }
 
@@ -428,6 +436,10 @@ impl Front {
                     return Packet::Subscribe(subscribe, properties);
                 };
                 for filter in &mut subscribe.filters {
+                    // rumqttd keys shared groups by name alone: give each tenant its own.
+                    if let Some(rest) = filter.path.strip_prefix("$share/") {
+                        filter.path = format!("$share/{}.{rest}", principal.tenant);
+                    }
                     if !self.may_subscribe(client, &filter.path) {
                         // Nothing is published under this level, so the filter matches nothing.
                         filter.path = format!(
@@ -441,6 +453,14 @@ impl Front {
             }
             other => other,
         }
+    }
+}
+
+/// A filter without its `$share/{group}/` part.
+fn unshared(filter: &str) -> &str {
+    match filter.strip_prefix("$share/") {
+        Some(rest) => rest.split_once('/').map_or("", |(_, f)| f),
+        None => filter,
     }
 }
 
@@ -854,7 +874,7 @@ mod tests {
                 "iotcane/acme/denied-subscription",
                 "iotcane/acme/denied-subscription",
                 "iotcane/acme/denied-subscription",
-                "$share/g/iotcane/acme/events/#",
+                "$share/acme.g/iotcane/acme/events/#",
             ]
         );
     }

@@ -320,7 +320,10 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let config = Arc::new(config);
-    let (queue, queued) = mpsc::channel::<Publish>(usize::from(config.inflight) + 16);
+    // rumqttd always allows 100 messages in flight, whatever receive maximum it is given.
+    let (queue, queued) = mpsc::channel::<Received>(usize::from(config.inflight).max(100) + 16);
+    let (epoch_tx, epochs) = watch::channel(0u64);
+    let (done, finished) = mpsc::unbounded_channel::<Received>();
     let (connected_tx, connected) = watch::channel(0u64);
     let context = Arc::new(Context {
         app: app.clone(),
@@ -328,12 +331,15 @@ async fn run(
         topics: topics.clone(),
         config: config.clone(),
         tenants: Mutex::default(),
+        done,
+        stopping: shutdown.clone(),
         actor: Actor {
             name: format!("mqtt:{}", config.client_id),
             source: ChangeSource::Mqtt,
         },
     });
     let mut processor = tokio::spawn(process(context, queued));
+    let mut acker = tokio::spawn(acknowledge(client.clone(), finished, epochs));
     let stop_outbound = CancellationToken::new();
     let outbound = tokio::spawn(crate::outbound::run(
         app,
@@ -343,9 +349,11 @@ async fn run(
         connected,
         stop_outbound.clone(),
     ));
-    let filters = topics.subscriptions(config.share_group.as_deref());
+    let filters = topics.subscriptions(config.share_group.as_deref(), config.url.is_none());
     let mut backoff = BACKOFF_MIN;
     let mut connections = 0u64;
+    // Messages of this connection, numbered in the order they arrived.
+    let mut arrived = 0u64;
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -355,6 +363,8 @@ async fn run(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = BACKOFF_MIN;
                 connections += 1;
+                arrived = 0;
+                let _ = epoch_tx.send(connections);
                 metrics::gauge!("iotcane_mqtt_connected").set(1.0);
                 tracing::info!(
                     session_present = ack.session_present,
@@ -372,9 +382,16 @@ async fn run(
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 metrics::gauge!("iotcane_mqtt_queue_depth")
                     .set((queue.max_capacity() - queue.capacity()) as f64);
-                if let Err(mpsc::error::TrySendError::Full(publish)) = queue.try_send(publish) {
+                let received = Received {
+                    publish,
+                    connection: connections,
+                    order: arrived,
+                };
+                arrived += 1;
+                if let Err(mpsc::error::TrySendError::Full(received)) = queue.try_send(received) {
+                    // Only when the broker sends more than the receive maximum.
                     metrics::counter!("iotcane_mqtt_queue_full_total").increment(1);
-                    let _ = queue.send(publish).await;
+                    let _ = queue.send(received).await;
                 }
             }
             Ok(_) => {}
@@ -397,12 +414,15 @@ async fn run(
     stop_outbound.cancel();
     let drain_deadline = tokio::time::sleep(Duration::from_secs(10));
     tokio::pin!(drain_deadline);
+    let mut processed = false;
     loop {
         tokio::select! {
-            _ = &mut processor => break,
+            _ = &mut processor, if !processed => processed = true,
+            _ = &mut acker, if processed => break,
             () = &mut drain_deadline => {
                 tracing::warn!("MQTT gateway stopped before its queue was drained");
                 processor.abort();
+                acker.abort();
                 break;
             }
             event = eventloop.poll() => {
@@ -437,7 +457,52 @@ pub(crate) struct Context {
     pub config: Arc<MqttConfig>,
     /// Tenants known to exist, and when a negative answer was cached.
     tenants: Mutex<HashMap<Tenant, (bool, Instant)>>,
+    /// Where a finished message goes to be acknowledged.
+    done: mpsc::UnboundedSender<Received>,
+    /// The gateway is stopping: give up retrying the journal.
+    stopping: CancellationToken,
     pub actor: Actor,
+}
+
+/// A message as it arrived: on which connection, and in which place.
+#[derive(Debug)]
+pub(crate) struct Received {
+    publish: Publish,
+    /// Counts connections: a PUBACK belongs to the connection the message came on.
+    connection: u64,
+    order: u64,
+}
+
+/// Sends the PUBACKs in the order the messages arrived, each once every message before it
+/// on its connection is finished: brokers may take acknowledgements out of order as a
+/// protocol error (rumqttd disconnects). A message of an earlier connection is not
+/// acknowledged; the broker delivers it again.
+async fn acknowledge(
+    client: AsyncClient,
+    mut finished: mpsc::UnboundedReceiver<Received>,
+    connections: watch::Receiver<u64>,
+) {
+    let mut connection = 0;
+    let mut next = 0;
+    let mut ready: std::collections::BTreeMap<u64, Publish> = std::collections::BTreeMap::new();
+    while let Some(message) = finished.recv().await {
+        let current = *connections.borrow();
+        if current != connection {
+            connection = current;
+            next = 0;
+            ready.clear();
+        }
+        if message.connection != connection {
+            continue;
+        }
+        ready.insert(message.order, message.publish);
+        while let Some(publish) = ready.remove(&next) {
+            if let Err(e) = client.ack(&publish).await {
+                tracing::warn!(error = %e, "MQTT acknowledgement not sent");
+            }
+            next += 1;
+        }
+    }
 }
 
 const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(5);
@@ -462,7 +527,7 @@ impl Context {
     }
 }
 
-async fn process(context: Arc<Context>, mut queued: mpsc::Receiver<Publish>) {
+async fn process(context: Arc<Context>, mut queued: mpsc::Receiver<Received>) {
     let limit = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let mut batch = Vec::with_capacity(context.config.batch_max);
@@ -563,12 +628,12 @@ enum Plan {
     },
 }
 
-async fn handle_batch(context: &Context, batch: Vec<Publish>) {
+async fn handle_batch(context: &Context, batch: Vec<Received>) {
     let received_ms = now_ms();
     let mut plans = Vec::with_capacity(batch.len());
     let mut writes = Vec::new();
-    for publish in &batch {
-        plans.push(plan(context, publish, received_ms, &mut writes).await);
+    for received in &batch {
+        plans.push(plan(context, &received.publish, received_ms, &mut writes).await);
     }
     let results = if writes.is_empty() {
         Vec::new()
@@ -581,13 +646,14 @@ async fn handle_batch(context: &Context, batch: Vec<Publish>) {
         }
     };
     let mut results: Vec<Option<Result<_, StoreError>>> = results.into_iter().map(Some).collect();
-    for (publish, plan) in batch.iter().zip(plans) {
+    for (received, plan) in batch.into_iter().zip(plans) {
+        let publish = &received.publish;
         let outcome = match plan {
             Plan::Write { inbound, index } => match results.get_mut(index).and_then(Option::take) {
                 Some(Ok(written)) => {
                     record(inbound.action.as_str(), "accepted");
                     if inbound.action == Action::Context
-                        && let Some(at) = context_lag_ms(publish, received_ms)
+                        && let Some(at) = context_lag_seconds(publish, received_ms)
                     {
                         metrics::histogram!("iotcane_mqtt_lag_seconds").record(at);
                     }
@@ -646,9 +712,7 @@ async fn handle_batch(context: &Context, batch: Vec<Publish>) {
             )
             .await;
         }
-        if let Err(e) = context.client.ack(publish).await {
-            tracing::warn!(error = %e, "MQTT acknowledgement not sent");
-        }
+        let _ = context.done.send(received);
     }
 }
 
@@ -771,14 +835,15 @@ async fn plan(
     }
 }
 
-/// Writes the batch's changes, retrying while the journal is unreachable. `None` when the
-/// gateway is stopping and the journal still fails.
+/// Writes the batch's changes, retrying while the journal is unreachable. `None` when
+/// the gateway stops first: then nothing of the batch is acknowledged, and the broker
+/// delivers it again to the next session.
 async fn write_with_retry(
     context: &Context,
     writes: Vec<DeviceMessage>,
 ) -> Option<Vec<Result<iotcane_app::store::Written, StoreError>>> {
     let mut delay = BACKOFF_MIN;
-    for attempt in 1.. {
+    loop {
         match context
             .app
             .apply_device_messages(writes.clone(), &context.actor)
@@ -787,16 +852,15 @@ async fn write_with_retry(
             Ok(results) => return Some(results),
             Err(e) => {
                 metrics::counter!("iotcane_mqtt_write_errors_total").increment(1);
-                tracing::error!(error = %e, attempt, "MQTT batch not written; retrying");
-                if attempt >= 8 {
-                    return None;
+                tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT batch not written");
+                tokio::select! {
+                    () = context.stopping.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
                 }
-                tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(BACKOFF_MAX);
             }
         }
     }
-    None
 }
 
 fn record(action: &'static str, outcome: &'static str) {
@@ -812,7 +876,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Seconds from the report's own `observedAt` to now, when it has one.
-fn context_lag_ms(publish: &Publish, received_ms: i64) -> Option<f64> {
+fn context_lag_seconds(publish: &Publish, received_ms: i64) -> Option<f64> {
     #[derive(serde::Deserialize)]
     struct Observed {
         #[serde(rename = "observedAt")]
@@ -870,14 +934,15 @@ async fn refuse(
         let answer_topic = context.topics.answer(inbound, false);
         publish_answer(context, answer_topic, &body, None).await;
     }
-    if let Some(tenant) = tenant {
+    // A message moved aside by the front gets no response: it was not the client's to send.
+    if let (Some(tenant), Some(_)) = (tenant, inbound) {
         respond(context, publish, tenant, &body).await;
     }
 }
 
 /// Publishes on the message's MQTT 5 response topic, with its correlation data, if it
-/// lies in the tenant's own part of the tree (a client cannot make the gateway publish
-/// into another tenant's topics).
+/// lies under `{prefix}/{tenant}/replies/` (so a client can make the gateway publish
+/// neither into another tenant's topics nor onto a topic the service acts on).
 async fn respond(context: &Context, publish: &Publish, tenant: &str, body: &Value) {
     let Some(properties) = &publish.properties else {
         return;
@@ -885,7 +950,7 @@ async fn respond(context: &Context, publish: &Publish, tenant: &str, body: &Valu
     let Some(response_topic) = &properties.response_topic else {
         return;
     };
-    if !context.topics.within_tenant(response_topic, tenant) {
+    if !context.topics.is_reply_topic(response_topic, tenant) {
         metrics::counter!("iotcane_mqtt_rejected_total", "reason" => "response_topic").increment(1);
         tracing::debug!(%response_topic, tenant, "response topic outside the tenant ignored");
         return;

@@ -90,16 +90,18 @@ impl Topics {
     }
 
     /// The filters the gateway subscribes to, optionally in a shared-subscription group.
-    pub fn subscriptions(&self, share_group: Option<&str>) -> Vec<String> {
+    /// The denied tree only exists behind the embedded broker's front: on another broker
+    /// anyone could publish there, so it is not listened to.
+    pub fn subscriptions(&self, share_group: Option<&str>, denied: bool) -> Vec<String> {
         let share = share_group.map_or_else(String::new, |g| format!("$share/{g}/"));
-        Action::ALL
+        let mut filters: Vec<String> = Action::ALL
             .iter()
             .map(|a| format!("{share}{}/+/things/+/{}", self.prefix, a.suffix()))
-            .chain(std::iter::once(format!(
-                "{share}{}/#",
-                self.denied_prefix()
-            )))
-            .collect()
+            .collect();
+        if denied {
+            filters.push(format!("{share}{}/#", self.denied_prefix()));
+        }
+        filters
     }
 
     /// Where the embedded broker's front moves a message its client may not publish:
@@ -201,12 +203,16 @@ impl Topics {
         )
     }
 
-    /// Whether a topic lies in a tenant's own part of the tree: where the gateway may
-    /// answer on behalf of that tenant's clients.
-    pub fn within_tenant(&self, topic: &str, tenant: &str) -> bool {
-        self.tenant_of(topic) == Some(tenant)
-            && !topic.contains(['+', '#'])
-            && topic.starts_with(&self.prefix)
+    /// Whether a topic is under `{prefix}/{tenant}/replies/`: the only place the gateway
+    /// answers an MQTT 5 response topic. Nothing there is consumed by the service, so a
+    /// client cannot make the gateway publish a request on its behalf.
+    pub fn is_reply_topic(&self, topic: &str, tenant: &str) -> bool {
+        topic
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_prefix(tenant))
+            .and_then(|r| r.strip_prefix("/replies/"))
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains(['+', '#']))
     }
 }
 
@@ -300,12 +306,20 @@ mod tests {
     #[test]
     fn shared_subscriptions_and_tenant_scope() {
         let topics = Topics::new("iotcane");
-        let subs = topics.subscriptions(Some("g1"));
+        let subs = topics.subscriptions(Some("g1"), true);
         assert!(subs.contains(&"$share/g1/iotcane/+/things/+/context".to_owned()));
         assert!(subs.contains(&"$share/g1/iotcane-denied/#".to_owned()));
-        assert!(topics.within_tenant("iotcane/acme/replies/1", "acme"));
-        assert!(!topics.within_tenant("iotcane/other/replies/1", "acme"));
-        assert!(!topics.within_tenant("iotcane/acme/+/x", "acme"));
+        assert!(
+            !topics
+                .subscriptions(None, false)
+                .iter()
+                .any(|f| f.contains("denied"))
+        );
+        assert!(topics.is_reply_topic("iotcane/acme/replies/1", "acme"));
+        assert!(!topics.is_reply_topic("iotcane/other/replies/1", "acme"));
+        assert!(!topics.is_reply_topic("iotcane/acme/replies/+", "acme"));
+        assert!(!topics.is_reply_topic("iotcane/acme/things/x/deregister", "acme"));
+        assert!(!topics.is_reply_topic("iotcane/acmex/replies/1", "acme"));
         assert_eq!(
             topics.parse_denied("iotcane-denied/acme/iotcane/other/things/x/context"),
             Some(("acme", "iotcane/other/things/x/context"))
