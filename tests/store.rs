@@ -868,6 +868,22 @@ async fn context_reports_replace_the_live_part_keep_the_version_and_are_pruned()
             10
         );
 
+        // A new description without a live context keeps the reported one.
+        let mut without_live = device_json("d-1", "v2");
+        without_live.as_object_mut().unwrap().remove("live");
+        assert_eq!(put(&store, &t, without_live).await, 2);
+        let now = store
+            .get(&t, &id("d-1"))
+            .unwrap()
+            .unwrap()
+            .resource
+            .to_json();
+        assert_eq!(now["name"], "v2");
+        assert_eq!(
+            now["live"]["loadPct"], 9.0,
+            "the live context survives: {now}"
+        );
+
         // Pruning keeps the newest reports of each device, the newest first.
         let deleted = store.prune_context().await.unwrap();
         assert_eq!(deleted, 14);

@@ -211,6 +211,9 @@ impl App {
                 .into());
             };
             change(placement);
+            // Written without its live context, the description keeps the current one:
+            // a report that arrived since the read is not undone.
+            placement.live = None;
             let desired = placement.desired_config.clone();
             let violations = iotcane_model::validate::validate(&resource);
             if !violations.is_empty() {

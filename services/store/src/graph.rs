@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use iotcane_model::rdf::{live_quads, to_quads};
 use iotcane_model::vocab::{ic, prov};
-use iotcane_model::{Kind, LiveContext, Resource, ResourceId, Tenant};
+use iotcane_model::{Kind, LiveContext, Resource, ResourceBody, ResourceId, Tenant};
 use oxigraph::model::vocab::xsd;
 use oxigraph::model::{GraphNameRef, Literal, NamedNode, NamedNodeRef, Quad, Term};
 use oxigraph::store::Store;
@@ -129,11 +129,19 @@ impl Graph {
                 } else {
                     p.at_ms
                 };
+                // Live context belongs to the reports: a description written without one
+                // keeps the current one.
+                let kept_live = if existed && p.keeps_live {
+                    live_part(&tx, &graph, &p.id)?
+                } else {
+                    Vec::new()
+                };
                 if existed {
                     tx.remove_named_graph(&graph)?;
                 }
                 if let Some(quads) = &p.quads {
                     tx.extend(quads.iter());
+                    tx.extend(kept_live.iter());
                     tx.extend(p.meta_quads(&graph, created_ms).iter());
                 }
             }
@@ -402,6 +410,8 @@ struct Prepared {
     quads: Option<Vec<Quad>>,
     /// For a context row: the new live part of the resource's graph.
     live: Option<Vec<Quad>>,
+    /// A device or edge node written without a live context: it keeps the current one.
+    keeps_live: bool,
     entry_op: Op,
     version: i64,
     at_ms: i64,
@@ -420,6 +430,7 @@ impl Prepared {
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("journal row {}: {e}", entry.seq)))?;
         let mut live = None;
+        let mut keeps_live = false;
         let (kind, quads) = match &entry.body {
             Some(body) if entry.op == Op::Context => {
                 let context: LiveContext = serde_json::from_str(body).map_err(|e| {
@@ -434,6 +445,11 @@ impl Prepared {
                     None => decode_body(entry.seq, body)?,
                 };
                 let quads = to_quads(&tenant, &resource);
+                keeps_live = match &resource.body {
+                    ResourceBody::Device(d) => d.placement.live.is_none(),
+                    ResourceBody::EdgeNode(e) => e.placement.live.is_none(),
+                    _ => false,
+                };
                 (Some(resource.kind()), Some(quads))
             }
             None => (None, None),
@@ -444,6 +460,7 @@ impl Prepared {
             kind,
             quads,
             live,
+            keeps_live,
             entry_op: entry.op,
             version: entry.version,
             at_ms: entry.at_ms,
@@ -485,14 +502,28 @@ fn replace_live(
     id: &ResourceId,
     live: &[Quad],
 ) -> Result<(), StoreError> {
+    for quad in &live_part(tx, graph, id)? {
+        tx.remove(quad);
+    }
+    tx.extend(live.iter());
+    Ok(())
+}
+
+/// The live-context part of a resource's graph: the `ic:live` link, the live node and
+/// the nodes under it.
+fn live_part(
+    tx: &oxigraph::store::Transaction<'_>,
+    graph: &NamedNode,
+    id: &ResourceId,
+) -> Result<Vec<Quad>, StoreError> {
     let g: GraphNameRef<'_> = graph.into();
     let subject = id.iri();
-    let mut old: Vec<Quad> = Vec::new();
+    let mut part: Vec<Quad> = Vec::new();
     let mut nodes: Vec<Term> = Vec::new();
     for quad in tx.quads_for_pattern(Some(subject.as_ref().into()), Some(ic::LIVE), None, Some(g)) {
         let quad = quad?;
         nodes.push(quad.object.clone());
-        old.push(quad);
+        part.push(quad);
     }
     // The live node, then the nodes under it (position, property values).
     while let Some(node) = nodes.pop() {
@@ -504,14 +535,10 @@ fn replace_live(
             if let Term::BlankNode(_) = &quad.object {
                 nodes.push(quad.object.clone());
             }
-            old.push(quad);
+            part.push(quad);
         }
     }
-    for quad in &old {
-        tx.remove(quad);
-    }
-    tx.extend(live.iter());
-    Ok(())
+    Ok(part)
 }
 
 /// Reads a journal body; it was validated when written.
