@@ -102,6 +102,10 @@ string_enum!(Metric {
 
 string_enum!(Comparator { Lt = "lt", Le = "le", Eq = "eq", Ge = "ge", Gt = "gt" });
 
+// The conclusion of a refinement rule: exclude or prefer the candidates it targets, or
+// (in a refinement) allow them again, withdrawing the parent rule's conclusion.
+string_enum!(RuleAction { Exclude = "exclude", Prefer = "prefer", Allow = "allow" });
+
 string_enum!(OutcomeStatus { Success = "success", Partial = "partial", Failure = "failure" });
 
 string_enum!(AffordanceKind { Property = "property", Action = "action", Event = "event" });

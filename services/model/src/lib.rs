@@ -23,13 +23,13 @@ mod enums;
 
 pub use enums::{
     AffordanceKind, BindingRole, Comparator, DeployTarget, DeviceStatus, Metric, OfferingKind,
-    OutcomeStatus, PowerSource, Protocol, ServiceKind,
+    OutcomeStatus, PowerSource, Protocol, RuleAction, ServiceKind,
 };
 pub use ids::{IdError, ResourceId, Tenant};
 pub use native::typed;
 pub use resource::{
     Affordance, Binding, Case, CloudOffering, Configuration, Device, EdgeNode, Form, Kind,
     LiveContext, Location, NetworkLink, Outcome, Placement, QosRequirement, Resource, ResourceBody,
-    Service,
+    Rule, RuleCondition, RuleTarget, Service,
 };
 pub use validate::{Violation, Violations};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enums::{
     AffordanceKind, BindingRole, Comparator, DeployTarget, DeviceStatus, Metric, OfferingKind,
-    OutcomeStatus, PowerSource, Protocol, ServiceKind,
+    OutcomeStatus, PowerSource, Protocol, RuleAction, ServiceKind,
 };
 use crate::ids::ResourceId;
 
@@ -23,16 +23,18 @@ pub enum Kind {
     NetworkLink,
     Service,
     Case,
+    Rule,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Device,
         Kind::EdgeNode,
         Kind::CloudOffering,
         Kind::NetworkLink,
         Kind::Service,
         Kind::Case,
+        Kind::Rule,
     ];
 
     /// The native JSON spelling (`kind` field).
@@ -44,6 +46,7 @@ impl Kind {
             Kind::NetworkLink => "networkLink",
             Kind::Service => "service",
             Kind::Case => "case",
+            Kind::Rule => "rule",
         }
     }
 
@@ -120,6 +123,14 @@ impl Kind {
             "throughputMsgs",
         ];
         const CASE: [&str; 4] = ["domain", "context", "configuration", "outcome"];
+        const RULE: [&str; 6] = [
+            "condition",
+            "action",
+            "target",
+            "reason",
+            "refines",
+            "cornerstones",
+        ];
         match self {
             Kind::Device => &DEVICE,
             Kind::EdgeNode => &EDGE,
@@ -127,6 +138,7 @@ impl Kind {
             Kind::NetworkLink => &LINK,
             Kind::Service => &SERVICE,
             Kind::Case => &CASE,
+            Kind::Rule => &RULE,
         }
     }
 }
@@ -148,6 +160,7 @@ impl Kind {
             Kind::NetworkLink => &["from", "to", "latencyMs"],
             Kind::Service => &["serviceKind", "cpuCores", "memoryMb"],
             Kind::Case => &["domain", "context", "configuration"],
+            Kind::Rule => &["action", "target", "reason"],
         }
     }
 }
@@ -212,6 +225,7 @@ pub enum ResourceBody {
     NetworkLink(NetworkLink),
     Service(Service),
     Case(Case),
+    Rule(Rule),
 }
 
 impl ResourceBody {
@@ -223,6 +237,7 @@ impl ResourceBody {
             ResourceBody::NetworkLink(_) => Kind::NetworkLink,
             ResourceBody::Service(_) => Kind::Service,
             ResourceBody::Case(_) => Kind::Case,
+            ResourceBody::Rule(_) => Kind::Rule,
         }
     }
 }
@@ -243,7 +258,8 @@ impl Resource {
             }
             ResourceBody::CloudOffering(_)
             | ResourceBody::NetworkLink(_)
-            | ResourceBody::Service(_) => {}
+            | ResourceBody::Service(_)
+            | ResourceBody::Rule(_) => {}
         }
     }
 }
@@ -577,4 +593,65 @@ pub struct Outcome {
     pub measured_monthly_cost: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_availability: Option<f64>,
+}
+
+/// A ripple-down refinement rule an expert adds: in application contexts matching
+/// `condition`, `action` the candidates matching `target`, because of `reason`.
+///
+/// A rule that `refines` another is an exception to it: it is considered only where its
+/// parent's condition holds too, and when it fires its conclusion replaces the parent's.
+/// `cornerstones` are the cases whose conclusions the rule was checked against (and, when
+/// confirmed, knowingly changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default)]
+    pub condition: RuleCondition,
+    pub action: RuleAction,
+    pub target: RuleTarget,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refines: Option<ResourceId>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub cornerstones: BTreeSet<ResourceId>,
+}
+
+/// When a rule applies: every stated part must hold for the application context (an empty
+/// condition holds everywhere).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleCondition {
+    /// The context's domain equals this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The context has a sensing or actuation requirement at one of these sites.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sites: BTreeSet<String>,
+    /// The context senses or actuates one of these properties.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub properties: BTreeSet<String>,
+}
+
+/// Which candidates a rule's conclusion is about: every stated part must match.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleTarget {
+    /// Only bindings of this role (device, edge, cloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<BindingRole>,
+    /// This resource, or a registered resource that is an instance of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceId>,
+    /// Devices and edge nodes of this manufacturer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// Devices speaking this protocol to their edge node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Cloud offerings of this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Cloud offerings in this region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
