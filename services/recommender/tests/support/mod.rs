@@ -1,0 +1,89 @@
+//! The seed knowledge base, loaded the way the app layer retrieves candidates.
+
+#![allow(dead_code)]
+
+use iotcane_model::formats::{self, Format};
+use iotcane_model::{Resource, ResourceBody};
+use iotcane_recommender::context::Need;
+use iotcane_recommender::{AppContext, CaseIndex, Knowledge};
+
+pub const SCENARIOS: [&str; 5] = [
+    "smart-healthcare",
+    "smart-agriculture",
+    "predictive-maintenance",
+    "smart-parking",
+    "air-quality",
+];
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/examples");
+
+pub struct Seed {
+    pub resources: Vec<Resource>,
+    pub cases: CaseIndex,
+}
+
+pub fn seed() -> Seed {
+    let mut resources = Vec::new();
+    for file in ["devices", "edge", "cloud", "links", "services", "cases", "rules"] {
+        let path = format!("{EXAMPLES}/{file}.ttl");
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for item in formats::read(Format::Turtle, &bytes).unwrap() {
+            resources.push(item.result.unwrap());
+        }
+    }
+    let mut cases = CaseIndex::new();
+    for r in &resources {
+        cases.upsert(r);
+    }
+    Seed { resources, cases }
+}
+
+pub fn scenario(name: &str) -> AppContext {
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/scenarios/{name}.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+impl Seed {
+    /// The candidates the app layer would retrieve for a context.
+    pub fn knowledge(&self, ctx: &AppContext) -> Knowledge {
+        let sites = ctx.sites();
+        let devices = ctx
+            .requirements()
+            .iter()
+            .map(|r| {
+                self.resources
+                    .iter()
+                    .filter(|res| match &res.body {
+                        ResourceBody::Device(d) => {
+                            let serves = match r.need {
+                                Need::Sensing => d.observes.contains(&r.property),
+                                Need::Actuation => d.actuates.contains(&r.property),
+                            };
+                            serves && d.placement.site.as_ref().is_none_or(|s| *s == r.site)
+                        }
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let of = |pick: &dyn Fn(&Resource) -> bool| -> Vec<Resource> {
+            self.resources.iter().filter(|r| pick(r)).cloned().collect()
+        };
+        Knowledge {
+            devices,
+            edge_nodes: of(&|r| match &r.body {
+                ResourceBody::EdgeNode(e) => e.placement.site.as_ref().is_none_or(|s| sites.contains(s)),
+                _ => false,
+            }),
+            offerings: of(&|r| matches!(r.body, ResourceBody::CloudOffering(_))),
+            links: of(&|r| match &r.body {
+                ResourceBody::NetworkLink(l) => sites.iter().any(|s| l.from == format!("site:{s}") || l.to == format!("site:{s}")),
+                _ => false,
+            }),
+            rules: of(&|r| matches!(r.body, ResourceBody::Rule(_))),
+        }
+    }
+}
