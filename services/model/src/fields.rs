@@ -183,6 +183,12 @@ pub fn fields(kind: Option<Kind>) -> Vec<Field> {
             ),
             ("outcome.rating", vec![ic::OUTCOME_PROP, ic::RATING], Number),
         ]),
+        Some(Kind::Rule) => out.extend([
+            ("action", vec![ic::RULE_ACTION], Text),
+            ("refines", vec![ic::REFINES], Reference),
+            ("cornerstones", vec![ic::CORNERSTONE_CASE], Reference),
+            ("reason", vec![ic::RULE_REASON], Text),
+        ]),
     }
     out.into_iter()
         .map(|(key, path, value_type)| Field {
@@ -225,5 +231,14 @@ mod tests {
             Term::from(property_iri("heartRate"))
         );
         assert!(field(Some(Kind::CloudOffering), "live.status").is_none());
+        let cornerstones = field(Some(Kind::Rule), "cornerstones").unwrap();
+        assert_eq!(
+            cornerstones.term("case-icu-3").unwrap(),
+            Term::from("case-icu-3".parse::<ResourceId>().unwrap().iri())
+        );
+        assert_eq!(
+            field(Some(Kind::Rule), "action").unwrap().path,
+            [ic::RULE_ACTION.into_owned()]
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! The unified model of IoT configuration knowledge.
 //!
-//! Devices, edge nodes, cloud offerings, network links, software services and cases are
-//! [`Resource`]s. This crate gives them one identity rule ([`ids`]), one validation
-//! ([`validate`]), one RDF mapping ([`rdf`]) and readers for the formats users bring
-//! ([`formats`]: native JSON, JSON-LD, Turtle, N-Triples, N-Quads and W3C WoT Thing
-//! Descriptions). It does no I/O: callers hand it bytes and get values back.
+//! Devices, edge nodes, cloud offerings, network links, software services, cases and the
+//! refinement rules learnt from them are [`Resource`]s. This crate gives them one identity
+//! rule ([`ids`]), one validation ([`validate`]), one RDF mapping ([`rdf`]) and readers for
+//! the formats users bring ([`formats`]: native JSON, JSON-LD, Turtle, N-Triples, N-Quads
+//! and W3C WoT Thing Descriptions). It does no I/O: callers hand it bytes and get values
+//! back.
 //!
 //! The mapping between the native JSON keys and RDF terms is documented in
 //! `schema/VOCABULARY.md`; `schema/shapes.ttl` states the same constraints as SHACL.

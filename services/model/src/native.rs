@@ -19,6 +19,7 @@ impl Serialize for Resource {
             ResourceBody::NetworkLink(b) => serde_json::to_value(b),
             ResourceBody::Service(b) => serde_json::to_value(b),
             ResourceBody::Case(b) => serde_json::to_value(b),
+            ResourceBody::Rule(b) => serde_json::to_value(b),
         }
         .map_err(serde::ser::Error::custom)?;
         let Value::Object(body) = body else {
@@ -200,6 +201,7 @@ fn body_from_map(kind: Kind, map: Map<String, Value>) -> Result<ResourceBody, Ve
         Kind::NetworkLink => ResourceBody::NetworkLink(typed(value).map_err(one)?),
         Kind::Service => ResourceBody::Service(typed(value).map_err(one)?),
         Kind::Case => ResourceBody::Case(typed(value).map_err(one)?),
+        Kind::Rule => ResourceBody::Rule(typed(value).map_err(one)?),
     })
 }
 

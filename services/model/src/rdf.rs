@@ -20,7 +20,7 @@ use crate::ids::{PROPERTY_BASE, ResourceId, Tenant, property_iri};
 use crate::resource::{
     Affordance, Binding, Case, CloudOffering, Configuration, Device, EdgeNode, Form, Kind,
     LiveContext, Location, NetworkLink, Outcome, Placement, QosRequirement, Resource, ResourceBody,
-    Service,
+    Rule, RuleCondition, RuleTarget, Service,
 };
 use crate::validate::{Violation, Violations, pointer_segment, validate};
 use crate::vocab::{RDF_JSON, dcterms, geo, hctl, ic, schema, sosa, td};
@@ -34,6 +34,7 @@ pub fn class_of(kind: Kind) -> NamedNodeRef<'static> {
         Kind::NetworkLink => ic::NETWORK_LINK,
         Kind::Service => ic::SOFTWARE_SERVICE,
         Kind::Case => ic::CASE,
+        Kind::Rule => ic::RULE,
     }
 }
 
@@ -123,6 +124,7 @@ fn to_triples_seeded(resource: &Resource, seed: u64) -> Vec<Triple> {
         ResourceBody::NetworkLink(l) => write_network_link(&mut w, &s, l),
         ResourceBody::Service(v) => write_service(&mut w, &s, v),
         ResourceBody::Case(c) => write_case(&mut w, &s, c),
+        ResourceBody::Rule(r) => write_rule(&mut w, &s, r),
     }
     w.triples
 }
@@ -202,6 +204,19 @@ impl Writer {
     ) {
         let text = serde_json::to_string(value).unwrap_or_default();
         self.push(s, p, Literal::new_typed_literal(text, RDF_JSON));
+    }
+
+    /// A value serialized as an `rdf:JSON` literal: canonical JSON, object keys sorted
+    /// (serde_json's map is ordered) and sets in their sorted order.
+    fn json_of<T: serde::Serialize>(
+        &mut self,
+        s: &NamedOrBlankNode,
+        p: NamedNodeRef<'_>,
+        value: &T,
+    ) {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(value) {
+            self.json(s, p, &map);
+        }
     }
 
     /// A `geo:location` node labelled by `path`.
@@ -445,6 +460,24 @@ fn write_case(w: &mut Writer, s: &NamedOrBlankNode, c: &Case) {
         w.opt_number(&node, ic::MEASURED_LATENCY_MS, o.measured_latency_ms);
         w.opt_number(&node, ic::MEASURED_MONTHLY_COST, o.measured_monthly_cost);
         w.opt_number(&node, ic::MEASURED_AVAILABILITY, o.measured_availability);
+    }
+}
+
+/// A rule: its condition (only when it states something: an empty condition holds
+/// everywhere, as no condition does) and its target as `rdf:JSON` objects, its action and
+/// reason as texts, its parent and its cornerstone cases as resource IRIs.
+fn write_rule(w: &mut Writer, s: &NamedOrBlankNode, r: &Rule) {
+    if r.condition != RuleCondition::default() {
+        w.json_of(s, ic::RULE_CONDITION, &r.condition);
+    }
+    w.text(s, ic::RULE_ACTION, r.action.as_str());
+    w.json_of(s, ic::RULE_TARGET, &r.target);
+    w.text(s, ic::RULE_REASON, &r.reason);
+    if let Some(parent) = &r.refines {
+        w.iri(s, ic::REFINES, parent.iri());
+    }
+    for case in &r.cornerstones {
+        w.iri(s, ic::CORNERSTONE_CASE, case.iri());
     }
 }
 
@@ -833,6 +866,7 @@ impl<'g> Reader<'g> {
             Kind::NetworkLink => self.network_link(s).map(ResourceBody::NetworkLink),
             Kind::Service => self.service(s).map(ResourceBody::Service),
             Kind::Case => self.case(s).map(ResourceBody::Case),
+            Kind::Rule => self.rule(s).map(ResourceBody::Rule),
         };
         Some(Resource {
             id: id?,
@@ -1244,6 +1278,61 @@ impl<'g> Reader<'g> {
             configuration: configuration?,
             outcome,
         })
+    }
+
+    fn rule(&mut self, s: NamedOrBlankNodeRef<'_>) -> Option<Rule> {
+        let condition = match self.json(s, ic::RULE_CONDITION, "/condition") {
+            Some(map) => self.json_typed::<RuleCondition>(map, "/condition"),
+            // No condition holds everywhere; a bad one was reported by the reader.
+            None if self.objects(s, ic::RULE_CONDITION).is_empty() => {
+                Some(RuleCondition::default())
+            }
+            None => None,
+        };
+        let action = self.parsed(s, ic::RULE_ACTION, "/action");
+        let target = match self.json(s, ic::RULE_TARGET, "/target") {
+            Some(map) => self.json_typed::<RuleTarget>(map, "/target"),
+            None => {
+                if self.objects(s, ic::RULE_TARGET).is_empty() {
+                    self.fail("/target", "is required");
+                }
+                None
+            }
+        };
+        let reason = self.text(s, ic::RULE_REASON, "/reason");
+        let refines = self
+            .single(s, ic::REFINES, "/refines")
+            .and_then(|t| self.reference(t, "/refines"));
+        let mut cornerstones = BTreeSet::new();
+        for term in self.objects(s, ic::CORNERSTONE_CASE) {
+            if let Some(case) = self.reference(term, "/cornerstones") {
+                cornerstones.insert(case);
+            }
+        }
+        Some(Rule {
+            condition: condition?,
+            action: action?,
+            target: target?,
+            reason: reason?,
+            refines,
+            cornerstones,
+        })
+    }
+
+    /// The typed value of an `rdf:JSON` object at the JSON pointer `path`, with the type
+    /// error's own path under it.
+    fn json_typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        map: serde_json::Map<String, serde_json::Value>,
+        path: &str,
+    ) -> Option<T> {
+        match crate::native::typed(serde_json::Value::Object(map)) {
+            Ok(value) => Some(value),
+            Err(v) => {
+                self.fail(&format!("{path}{}", v.path), v.message);
+                None
+            }
+        }
     }
 
     fn configuration(&mut self, n: NamedOrBlankNodeRef<'_>) -> Option<Configuration> {

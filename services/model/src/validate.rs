@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::enums::AffordanceKind;
-use crate::ids::{check_property_name, is_slug};
+use crate::enums::{AffordanceKind, BindingRole};
+use crate::ids::{ResourceId, check_property_name, is_slug};
 use crate::resource::{
     Affordance, Case, CloudOffering, Configuration, Device, EdgeNode, LiveContext, Location,
-    NetworkLink, Placement, Resource, ResourceBody, Service,
+    NetworkLink, Placement, Resource, ResourceBody, Rule, RuleTarget, Service,
 };
 
 pub const MAX_TEXT: usize = 200;
@@ -23,6 +23,10 @@ pub const MAX_HREF: usize = 2000;
 pub const MAX_BINDINGS: usize = 1024;
 /// The most property values a live context reports.
 pub const MAX_LIVE_PROPERTIES: usize = 256;
+/// The longest reason a rule gives.
+pub const MAX_REASON: usize = 2000;
+/// The most members of each set of a rule (sites, properties, cornerstones).
+pub const MAX_RULE_SET: usize = 64;
 /// A Thing Description or a case context larger than this is refused.
 pub const MAX_JSON_DOCUMENT_BYTES: usize = 256 * 1024;
 
@@ -213,16 +217,25 @@ pub fn validate(resource: &Resource) -> Vec<Violation> {
         ResourceBody::NetworkLink(l) => network_link(&mut c, l),
         ResourceBody::Service(s) => service(&mut c, s),
         ResourceBody::Case(k) => case(&mut c, k),
+        ResourceBody::Rule(r) => rule(&mut c, &resource.id, r),
     }
     c.found.sort();
     c.found
 }
 
+/// Property names at the JSON pointer `/{key}`.
 fn property_names(c: &mut Checker, key: &str, names: &BTreeSet<String>) {
     for (i, name) in names.iter().enumerate() {
         if let Err(e) = check_property_name(name) {
             c.fail(&format!("/{key}/{i}"), e.to_string());
         }
+    }
+}
+
+/// A set of a rule at the JSON pointer `path`: at most [`MAX_RULE_SET`] members.
+fn rule_set<T>(c: &mut Checker, path: &str, set: &BTreeSet<T>) {
+    if set.len() > MAX_RULE_SET {
+        c.fail(path, format!("must have at most {MAX_RULE_SET} members"));
     }
 }
 
@@ -496,6 +509,56 @@ fn case(c: &mut Checker, k: &Case) {
     }
 }
 
+fn rule(c: &mut Checker, id: &ResourceId, r: &Rule) {
+    let condition = &r.condition;
+    if let Some(domain) = &condition.domain {
+        c.slug("/condition/domain", domain);
+    }
+    rule_set(c, "/condition/sites", &condition.sites);
+    for (i, site) in condition.sites.iter().enumerate() {
+        c.slug(&format!("/condition/sites/{i}"), site);
+    }
+    rule_set(c, "/condition/properties", &condition.properties);
+    property_names(c, "condition/properties", &condition.properties);
+
+    let target = &r.target;
+    if *target == RuleTarget::default() {
+        c.fail(
+            "/target",
+            "must state at least one of role, resource, manufacturer, protocol, provider, region",
+        );
+    }
+    if let Some(role) = target.role
+        && !matches!(
+            role,
+            BindingRole::Device | BindingRole::Edge | BindingRole::Cloud
+        )
+    {
+        c.fail("/target/role", "must be one of device, edge, cloud");
+    }
+    c.opt_text(
+        "/target/manufacturer",
+        target.manufacturer.as_ref(),
+        MAX_TEXT,
+    );
+    if let Some(provider) = &target.provider {
+        c.slug("/target/provider", provider);
+    }
+    if let Some(region) = &target.region {
+        c.slug("/target/region", region);
+    }
+
+    c.text("/reason", &r.reason, MAX_REASON);
+    // A slug and the absolute IRI it mints name the same rule.
+    if r.refines
+        .as_ref()
+        .is_some_and(|parent| parent.iri() == id.iri())
+    {
+        c.fail("/refines", "a rule cannot refine itself");
+    }
+    rule_set(c, "/cornerstones", &r.cornerstones);
+}
+
 fn configuration(c: &mut Checker, path: &str, cfg: &Configuration) {
     if cfg.bindings.is_empty() {
         c.fail(
@@ -617,6 +680,22 @@ mod tests {
             .map(|v| v.path)
             .collect();
         assert_eq!(paths, ["/batteryPct", "/location/lon", "/properties/x~1y"]);
+    }
+
+    #[test]
+    fn a_rule_refining_the_iri_of_its_own_slug_refines_itself() {
+        let rule = |refines: &str| {
+            Resource::from_json(json!({
+                "id": "r", "kind": "rule", "name": "r", "action": "exclude",
+                "target": {"role": "device"}, "reason": "why", "refines": refines
+            }))
+        };
+        for own in ["r", "https://w3id.org/iotcane/id/r"] {
+            let err = rule(own).unwrap_err();
+            let paths: Vec<&str> = err.0.iter().map(|v| v.path.as_str()).collect();
+            assert_eq!(paths, ["/refines"], "{own}: {err}");
+        }
+        assert!(rule("https://w3id.org/iotcane/id/parent").is_ok());
     }
 
     #[test]

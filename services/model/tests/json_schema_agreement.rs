@@ -54,10 +54,16 @@ fn the_schema_accepts_every_valid_fixture() {
 
 /// Invalid fixtures JSON Schema cannot refuse, each with the reason; the validator
 /// refuses them, and the schema's descriptions state the rule in words.
-const SCHEMA_CANNOT_SEE: &[(&str, &str)] = &[(
-    "network-link-same-endpoints",
-    "`from` differs from `to`: JSON Schema cannot compare two members",
-)];
+const SCHEMA_CANNOT_SEE: &[(&str, &str)] = &[
+    (
+        "network-link-same-endpoints",
+        "`from` differs from `to`: JSON Schema cannot compare two members",
+    ),
+    (
+        "rule-refines-itself",
+        "`refines` differs from `id`: JSON Schema cannot compare two members",
+    ),
+];
 
 #[test]
 fn the_schema_refuses_every_invalid_fixture() {

@@ -11,7 +11,8 @@ use iotcane_model::{
     Affordance, AffordanceKind, Binding, BindingRole, Case, CloudOffering, Comparator,
     Configuration, DeployTarget, Device, DeviceStatus, EdgeNode, Form, LiveContext, Location,
     Metric, NetworkLink, OfferingKind, Outcome, OutcomeStatus, PowerSource, Protocol,
-    QosRequirement, Resource, ResourceBody, ResourceId, Service, ServiceKind, Tenant,
+    QosRequirement, Resource, ResourceBody, ResourceId, Rule, RuleAction, RuleCondition,
+    RuleTarget, Service, ServiceKind, Tenant,
 };
 use oxrdf::Graph;
 use proptest::collection::{btree_set, vec};
@@ -394,6 +395,68 @@ fn case() -> impl Strategy<Value = ResourceBody> {
         )
 }
 
+/// The roles a rule may target.
+const RULE_ROLES: &[BindingRole] = &[BindingRole::Device, BindingRole::Edge, BindingRole::Cloud];
+
+fn rule() -> impl Strategy<Value = ResourceBody> {
+    let condition = (option::of(slug()), btree_set(slug(), 0..3), properties()).prop_map(
+        |(domain, sites, properties)| RuleCondition {
+            domain,
+            sites,
+            properties,
+        },
+    );
+    let target = (
+        option::of(pick(RULE_ROLES)),
+        option::of(id()),
+        option::of(text()),
+        option::of(pick(Protocol::ALL)),
+        option::of(slug()),
+        option::of(slug()),
+    )
+        .prop_map(
+            |(role, resource, manufacturer, protocol, provider, region)| {
+                let target = RuleTarget {
+                    role,
+                    resource,
+                    manufacturer,
+                    protocol,
+                    provider,
+                    region,
+                };
+                // A target states at least one part.
+                if target == RuleTarget::default() {
+                    RuleTarget {
+                        role: Some(BindingRole::Device),
+                        ..target
+                    }
+                } else {
+                    target
+                }
+            },
+        );
+    (
+        condition,
+        pick(RuleAction::ALL),
+        target,
+        text(),
+        option::of(id()),
+        btree_set(id(), 0..3),
+    )
+        .prop_map(
+            |(condition, action, target, reason, refines, cornerstones)| {
+                ResourceBody::Rule(Rule {
+                    condition,
+                    action,
+                    target,
+                    reason,
+                    refines,
+                    cornerstones,
+                })
+            },
+        )
+}
+
 fn resource() -> impl Strategy<Value = Resource> {
     (
         id(),
@@ -401,7 +464,15 @@ fn resource() -> impl Strategy<Value = Resource> {
         option::of(text()),
         btree_set("[a-z]{1,10}", 0..3),
         option::of(text()),
-        prop_oneof![device(), edge_node(), cloud(), link(), service(), case()],
+        prop_oneof![
+            device(),
+            edge_node(),
+            cloud(),
+            link(),
+            service(),
+            case(),
+            rule()
+        ],
     )
         .prop_map(|(id, name, description, tags, source, body)| {
             let mut resource = Resource {
@@ -412,6 +483,12 @@ fn resource() -> impl Strategy<Value = Resource> {
                 source,
                 body,
             };
+            // A rule does not refine itself.
+            if let ResourceBody::Rule(rule) = &mut resource.body
+                && rule.refines.as_ref().map(ResourceId::iri) == Some(resource.id.iri())
+            {
+                rule.refines = None;
+            }
             resource.normalize();
             resource
         })
@@ -610,6 +687,77 @@ fn huge_literals_are_refused() {
     }))
     .unwrap_err();
     assert_eq!(err.0[0].path, "/td");
+}
+
+#[test]
+fn the_example_rules_are_valid_and_written_as_the_model_writes_them() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/examples/rules.ttl");
+    let bytes = std::fs::read(path).unwrap();
+    let file = formats::parse_graph(oxigraph::io::RdfFormat::Turtle, &bytes).unwrap();
+    let items = formats::read(Format::Turtle, &bytes).unwrap();
+    assert!(!items.is_empty());
+    for item in items {
+        let resource = item.result.unwrap();
+        let ResourceBody::Rule(rule) = &resource.body else {
+            panic!("{} is not a rule", resource.id)
+        };
+        assert!(!rule.cornerstones.is_empty(), "{}", resource.id);
+        // A rule has no blank nodes: the file holds exactly the triples the model writes,
+        // its JSON literals in canonical form included.
+        let written: Graph = to_triples(&resource).iter().collect();
+        let iri = resource.id.iri();
+        let in_file: Graph = file
+            .triples_for_subject(iri.as_ref())
+            .map(oxrdf::TripleRef::into_owned)
+            .collect();
+        assert_eq!(in_file, written, "{}", resource.id);
+    }
+}
+
+#[test]
+fn rule_errors_inside_condition_and_target_name_the_member() {
+    let turtle = br#"
+        @prefix ic: <https://w3id.org/iotcane/ontology#> .
+        @prefix schema: <https://schema.org/> .
+        @prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .
+        <https://w3id.org/iotcane/id/r> a ic:Rule ; schema:name "r" ;
+            ic:ruleCondition '{"sites":["icu-3",7]}'^^rdf:JSON ;
+            ic:ruleAction "exclude" ;
+            ic:ruleTarget '{"protocol":"pigeon"}'^^rdf:JSON ;
+            ic:ruleReason "why" ;
+            ic:refines <https://w3id.org/iotcane/id/r> .
+    "#;
+    let items = formats::read(Format::Turtle, turtle).unwrap();
+    let err = items[0].result.clone().unwrap_err();
+    let paths: Vec<&str> = err.0.iter().map(|v| v.path.as_str()).collect();
+    assert_eq!(paths, ["/condition/sites/1", "/target/protocol"], "{err}");
+
+    let no_target = br#"
+        @prefix ic: <https://w3id.org/iotcane/ontology#> .
+        @prefix schema: <https://schema.org/> .
+        <https://w3id.org/iotcane/id/r> a ic:Rule ; schema:name "r" ;
+            ic:ruleAction "exclude" ; ic:ruleReason "why" ;
+            ic:refines <https://w3id.org/iotcane/id/r> .
+    "#;
+    let items = formats::read(Format::Turtle, no_target).unwrap();
+    let err = items[0].result.clone().unwrap_err();
+    let paths: Vec<&str> = err.0.iter().map(|v| v.path.as_str()).collect();
+    assert_eq!(paths, ["/target"], "{err}");
+
+    let refines_itself = br#"
+        @prefix ic: <https://w3id.org/iotcane/ontology#> .
+        @prefix schema: <https://schema.org/> .
+        @prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .
+        <https://w3id.org/iotcane/id/r> a ic:Rule ; schema:name "r" ;
+            ic:ruleAction "exclude" ; ic:ruleReason "why" ;
+            ic:ruleTarget '{"role":"device"}'^^rdf:JSON ;
+            ic:refines <https://w3id.org/iotcane/id/r> .
+    "#;
+    let items = formats::read(Format::Turtle, refines_itself).unwrap();
+    let err = items[0].result.clone().unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].path, "/refines");
 }
 
 #[test]

@@ -62,10 +62,48 @@ use support::shacl_core::Shapes;
 /// Paths an invalid fixture expects that SHACL Core cannot report, each with the reason;
 /// SHACL's results are compared with the expected paths less these. `schema/shapes.ttl`
 /// lists what SHACL Core cannot state (enforced by the Rust validator only): affordance
-/// names unique per affordance kind, the minting of a slug id into an IRI, and duplicates
-/// in sets. No fixture exercises those today, so the list is empty; a fixture added for
-/// one of them goes here, as `("fixture-name", "/json/path", "why")`.
-const SHACL_CANNOT_SEE: &[(&str, &str, &str)] = &[];
+/// names unique per affordance kind, the minting of a slug id into an IRI, duplicates in
+/// sets, the members of a rule's condition and target, and a rule refining itself. The
+/// fixtures below exercise the last two; each is `("fixture-name", "/json/path", "why")`.
+const SHACL_CANNOT_SEE: &[(&str, &str, &str)] = &[
+    (
+        "rule-condition-bad-domain",
+        "/condition/domain",
+        IN_RULE_JSON,
+    ),
+    (
+        "rule-condition-bad-property",
+        "/condition/properties/0",
+        IN_RULE_JSON,
+    ),
+    (
+        "rule-condition-bad-site",
+        "/condition/sites/0",
+        IN_RULE_JSON,
+    ),
+    (
+        "rule-condition-too-many-sites",
+        "/condition/sites",
+        IN_RULE_JSON,
+    ),
+    (
+        "rule-refines-itself",
+        "/refines",
+        "SHACL Core cannot compare a value with its focus node (ic:refines is irreflexive in the ontology)",
+    ),
+    ("rule-target-bad-protocol", "/target/protocol", IN_RULE_JSON),
+    ("rule-target-bad-region", "/target/region", IN_RULE_JSON),
+    ("rule-target-bad-role", "/target/role", IN_RULE_JSON),
+    (
+        "rule-target-manufacturer-too-long",
+        "/target/manufacturer",
+        IN_RULE_JSON,
+    ),
+];
+
+/// Why SHACL cannot see inside a rule's condition or target.
+const IN_RULE_JSON: &str = "a rule's condition and target are each one rdf:JSON literal: SHACL sees \
+     the literal (a JSON object; a target with a member), not the members inside it";
 
 struct Fixture {
     name: String,

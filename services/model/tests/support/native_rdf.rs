@@ -208,6 +208,16 @@ const CASE: &[Field] = &[
     one("outcome", "ic:outcome", V::Object(Scope::Outcome)),
 ];
 
+// `condition` and `target` are JSON objects kept whole, like a case's `context`.
+const RULE: &[Field] = &[
+    one("condition", "ic:ruleCondition", V::Json),
+    one("action", "ic:ruleAction", V::Text),
+    one("target", "ic:ruleTarget", V::Json),
+    one("reason", "ic:ruleReason", V::Text),
+    one("refines", "ic:refines", V::IdRef),
+    set("cornerstones", "ic:cornerstoneCase", V::IdRef),
+];
+
 const LOCATION: &[Field] = &[
     one("lat", "geo:lat", V::Number),
     one("lon", "geo:long", V::Number),
@@ -282,6 +292,7 @@ fn kind_tables(kind: &str) -> Option<(&'static str, Vec<&'static [Field]>)> {
         "networkLink" => ("ic:NetworkLink", vec![COMMON, NETWORK_LINK]),
         "service" => ("ic:SoftwareService", vec![COMMON, SERVICE]),
         "case" => ("ic:Case", vec![COMMON, CASE]),
+        "rule" => ("ic:Rule", vec![COMMON, RULE]),
         _ => return None,
     })
 }

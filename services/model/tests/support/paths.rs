@@ -29,6 +29,7 @@ const NODE_LEVEL: &[(&str, &str)] = &[
     ("NetworkLinkShape", "id"),
     ("SoftwareServiceShape", "id"),
     ("CaseShape", "id"),
+    ("RuleShape", "id"),
 ];
 
 /// The JSON pointers SHACL's findings point at, or why one of them cannot be mapped.
