@@ -231,6 +231,8 @@ pub enum Condition {
     Cmp(Cmp, Term),
     /// Equal to one of these values.
     OneOf(Vec<Term>),
+    /// The resource has no value at the path (catalog models have no site).
+    Absent,
 }
 
 /// "The value reached from a resource by `path` satisfies `condition`."
@@ -376,8 +378,15 @@ pub(crate) fn find_query(find: &Find) -> (String, Vec<(Variable, Term)>) {
         text.push_str("?s <http://purl.org/dc/terms/identifier> ?id . ");
     }
     for (i, filter) in find.filters.iter().enumerate() {
+        if filter.condition == Condition::Absent {
+            let mut inner = String::new();
+            path_pattern(&mut inner, &mut bindings, &format!("f{i}"), &filter.path);
+            text.push_str(&format!("FILTER NOT EXISTS {{ {inner}}} "));
+            continue;
+        }
         let object = path_pattern(&mut text, &mut bindings, &format!("f{i}"), &filter.path);
         match &filter.condition {
+            Condition::Absent => {}
             Condition::Cmp(cmp, value) => {
                 text.push_str(&cmp.sparql(&object, &format!("?v{i}")));
                 bindings.push((var(&format!("v{i}")), value.clone()));
