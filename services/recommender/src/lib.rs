@@ -9,6 +9,7 @@
 
 pub mod cases;
 pub mod context;
+pub mod generate;
 pub mod model;
 mod options;
 pub mod rules;
@@ -913,4 +914,102 @@ fn summary_of(configurations: &[Configuration], conflict: &Option<Conflict>, opt
         (None, Some(c)) => format!("no valid configuration: {}", c.detail),
         (None, None) => "no valid configuration".into(),
     }
+}
+
+/// How a previously recommended configuration fares against today's knowledge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assessment {
+    /// Whether it still meets every hard constraint.
+    pub valid: bool,
+    /// Its objective under today's normalisation, when valid.
+    pub objective: Option<f64>,
+    /// What breaks, in words (empty when valid).
+    pub detail: String,
+}
+
+/// Re-assesses a configuration, given as its (requirement, resource) bindings, against
+/// today's knowledge: each binding must still be a candidate, and the whole must still
+/// meet the limits.
+pub fn assess(
+    ctx: &AppContext,
+    knowledge: &Knowledge,
+    cases: &CaseIndex,
+    bindings: &[(String, String)],
+) -> Assessment {
+    let context_json = serde_json::to_value(ctx).unwrap_or(Value::Null);
+    let conclusions = rules::conclusions(&knowledge.rules, &ContextFacts::of_json(&context_json));
+    let mut options = options::build(ctx, knowledge, Vec::new(), cases, conclusions);
+    sort_options(&mut options, ctx);
+    let scenarios = search::scenarios(&options);
+    let objective = objective_of(ctx, &options, &scenarios);
+    let wanted: std::collections::BTreeSet<(&str, &str)> =
+        bindings.iter().map(|(r, b)| (r.as_str(), b.as_str())).collect();
+    let matches = |opt: &Opt| {
+        opt.bindings
+            .iter()
+            .all(|b| wanted.contains(&(b.requirement.as_str(), b.resource.as_str())))
+    };
+    let mut missing: Option<String> = None;
+    for scenario in &scenarios {
+        if scenario
+            .processing
+            .is_some_and(|p| !matches(p))
+        {
+            continue;
+        }
+        let mut picks = Vec::with_capacity(scenario.slots.len());
+        for slot in &scenario.slots {
+            match slot.options.iter().position(|o| matches(o)) {
+                Some(i) => picks.push(i),
+                None => break,
+            }
+        }
+        if picks.len() < scenario.slots.len() {
+            continue;
+        }
+        let Some((adds, latency)) = scenario.evaluate(&picks, true) else {
+            missing = Some("two of its bindings no longer share a protocol".into());
+            continue;
+        };
+        let availability = (-adds.loss).exp();
+        let mut broken = Vec::new();
+        if let Some(max) = ctx.qos.max_latency_ms
+            && latency > max + 1e-9
+        {
+            broken.push(format!("latency {latency:.1} ms > {max} ms"));
+        }
+        if let Some(min) = ctx.qos.min_availability
+            && availability + 1e-9 < min
+        {
+            broken.push(format!("availability {availability:.5} < {min}"));
+        }
+        if let Some(max) = ctx.qos.max_monthly_cost
+            && adds.monthly > max + 1e-9
+        {
+            broken.push(format!("monthly cost {:.2} > {max}", adds.monthly));
+        }
+        return if broken.is_empty() {
+            Assessment { valid: true, objective: Some(objective.value(adds, latency)), detail: String::new() }
+        } else {
+            Assessment { valid: false, objective: None, detail: broken.join("; ") }
+        };
+    }
+    // Some binding is no longer a candidate: say which, and why if it was set aside.
+    let gone: Vec<String> = bindings
+        .iter()
+        .filter_map(|(requirement, resource)| {
+            options
+                .rejected
+                .iter()
+                .find(|r| r.requirement == *requirement && r.resource == *resource)
+                .map(|r| format!("{requirement}: {resource} is ruled out by {} ({})", r.constraint, r.detail))
+        })
+        .collect();
+    let detail = if gone.is_empty() {
+        missing.unwrap_or_else(|| "some of its resources are no longer candidates".into())
+    } else {
+        gone.join("; ")
+    };
+    Assessment { valid: false, objective: None, detail }
 }
