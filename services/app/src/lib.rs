@@ -9,6 +9,7 @@ pub mod directory;
 pub mod events;
 pub mod keys;
 pub mod live;
+pub mod recommend;
 
 use iotcane_model::formats::{Item, Origin};
 use iotcane_model::{Resource, ResourceId, Tenant, Violations};
@@ -28,6 +29,11 @@ pub enum AppError {
     Invalid(#[from] Violations),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("no recommendation `{0}`")]
+    NoRecommendation(String),
+    /// A rule would change the conclusion of cornerstone cases; it needs confirming.
+    #[error("the rule would change the conclusion of {} cornerstone case(s)", .0.len())]
+    RuleChangesCases(Vec<iotcane_recommender::ChangedCase>),
 }
 
 /// Who is making a change, and through which interface.
@@ -71,6 +77,7 @@ pub struct App {
     keys: Keys,
     /// SPARQL updates run one at a time: each copies a tenant's graphs.
     updates: std::sync::Arc<tokio::sync::Mutex<()>>,
+    recommender: std::sync::Arc<recommend::RecommenderState>,
 }
 
 /// One version of a resource, from the journal.
@@ -87,6 +94,7 @@ impl App {
             keys: Keys::new(store.clone()),
             store,
             updates: std::sync::Arc::default(),
+            recommender: std::sync::Arc::new(recommend::RecommenderState::new()),
         }
     }
 
@@ -121,6 +129,7 @@ impl App {
         id: &ResourceId,
         patch: &serde_json::Value,
         expected_version: Option<i64>,
+        confirm: bool,
         actor: &Actor,
     ) -> Result<Written, AppError> {
         let current = self.get(tenant, id)?.ok_or_else(|| StoreError::NotFound {
@@ -148,7 +157,7 @@ impl App {
             return Err(Violations::one("/kind", "cannot be changed by a patch").into());
         }
         let resource = Resource::from_json(json)?;
-        self.put(tenant, resource, Some(current.meta.version), actor)
+        self.write_rule_or_put(tenant, resource, Some(current.meta.version), confirm, actor)
             .await
     }
 
@@ -163,6 +172,17 @@ impl App {
     ) -> Result<Vec<Written>, AppError> {
         let _one_at_a_time = self.updates.lock().await;
         let changes = self.store.plan_update(tenant, update).await?;
+        let touches_rules = changes.iter().any(|c| match c {
+            Change::Put { resource, .. } => resource.kind() == iotcane_model::Kind::Rule,
+            _ => false,
+        });
+        if touches_rules {
+            return Err(Violations::one(
+                "",
+                "this update writes refinement rules: write rules one at a time at /api/v1/rules/{id}, where they are checked against the cornerstone cases",
+            )
+            .into());
+        }
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -277,7 +297,27 @@ impl App {
         Ok(report)
     }
 
-    /// Creates or replaces one resource, optionally only at an expected version.
+    /// Creates or replaces one resource, optionally only at an expected version; a rule
+    /// goes through [`App::write_rule`] (checked against the cornerstone cases, `confirm`
+    /// to accept changing them).
+    pub async fn write_rule_or_put(
+        &self,
+        tenant: &Tenant,
+        resource: Resource,
+        expected_version: Option<i64>,
+        confirm: bool,
+        actor: &Actor,
+    ) -> Result<Written, AppError> {
+        if resource.kind() == iotcane_model::Kind::Rule {
+            self.write_rule(tenant, resource, expected_version, false, confirm, actor)
+                .await
+        } else {
+            self.put(tenant, resource, expected_version, actor).await
+        }
+    }
+
+    /// Creates or replaces one resource, optionally only at an expected version. Rules
+    /// are written with [`App::write_rule`].
     pub async fn put(
         &self,
         tenant: &Tenant,
