@@ -274,6 +274,23 @@ impl From<AppError> for ApiError {
         match e {
             AppError::Invalid(v) => ApiError::Invalid(v),
             AppError::Store(s) => s.into(),
+            AppError::NoRecommendation(id) => ApiError::NotFound(format!("no recommendation `{id}`")),
+            AppError::RuleChangesCases(cases) => ApiError::Conflict(format!(
+                "the rule would change the conclusion of cornerstone case(s): {}; repeat with `?confirm=true` to store it with them as cornerstones",
+                cases
+                    .iter()
+                    .map(|c| format!(
+                        "{} (excludes {})",
+                        c.case,
+                        c.bindings
+                            .iter()
+                            .map(|b| format!("{} for {}", b.resource, b.requirement))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
             other => ApiError::Internal(other.to_string()),
         }
     }

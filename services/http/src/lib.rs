@@ -52,6 +52,7 @@ pub use state::{AppState, HttpConfig};
         (name = "directory", description = "W3C WoT Thing Description Directory (WoT Discovery)"),
         (name = "resources", description = "The native REST API over every kind of the model"),
         (name = "live", description = "Live context, device configuration and MQTT dead letters"),
+        (name = "recommendations", description = "Recommendations: declarative contexts in, ranked valid configurations out; feedback and subscriptions"),
         (name = "sparql", description = "SPARQL 1.1 Protocol"),
         (name = "keys", description = "API keys of the caller's tenant (admin)"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::events::router())
         .merge(routes::resources::router())
         .merge(routes::live::router())
+        .merge(routes::recommendations::router())
         .merge(routes::sparql::router())
         .merge(routes::keys::router())
         .merge(routes::ops::router())

@@ -153,6 +153,7 @@ fn stream(
     let (tx, rx) = mpsc::channel::<Event>(256);
     // Subscribe before reading the backlog, so nothing falls between the two.
     let live = state.app.store().subscribe();
+    let recommendations = state.app.recommendation_events();
     tokio::spawn(async move {
         let shutdown = state.shutdown.clone();
         let tenant = caller.tenant().clone();
@@ -162,10 +163,39 @@ fn stream(
             () = tx.closed() => {}
             () = until_revoked(&state, &caller) => {}
             () = pump(&state, &tenant, feed, resume_after, live, &tx) => {}
+            () = forward_recommendations(&tenant, feed, recommendations, &tx) => {}
         }
     });
     let events = ReceiverStream::new(rx);
     Sse::new(futures_util::StreamExt::map(events, Ok)).keep_alive(KeepAlive::default())
+}
+
+/// Sends the tenant's `recommendation` events (re-evaluated subscriptions) on the
+/// resources feed. They are not journal rows, so they carry no event id and are not
+/// replayed.
+async fn forward_recommendations(
+    tenant: &Tenant,
+    feed: Feed,
+    mut events: broadcast::Receiver<Arc<iotcane_app::recommend::RecommendationEvent>>,
+    tx: &mpsc::Sender<Event>,
+) {
+    if !matches!(feed, Feed::Resources) {
+        return std::future::pending().await;
+    }
+    loop {
+        match events.recv().await {
+            Ok(event) if event.tenant == *tenant => {
+                let Ok(data) = serde_json::to_string(&*event) else {
+                    continue;
+                };
+                if tx.send(Event::default().event("recommendation").data(data)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }
 
 /// Returns once the caller's key no longer checks out (checked as often as keys are

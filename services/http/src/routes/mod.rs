@@ -4,6 +4,7 @@ pub mod events;
 pub mod keys;
 pub mod live;
 pub mod ops;
+pub mod recommendations;
 pub mod resources;
 pub mod sparql;
 pub mod things;

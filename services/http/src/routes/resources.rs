@@ -31,6 +31,16 @@ const BULK_TYPES: &[&str] = &[
     "application/ndjson",
 ];
 const MERGE_PATCH: &[&str] = &["application/merge-patch+json", "application/json"];
+const RULES_ONE_AT_A_TIME: &str = "rules are written one at a time at /api/v1/rules/{id}, where they are checked against the cornerstone cases";
+
+/// Writing a rule that changes a cornerstone case's conclusion needs `confirm=true`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ConfirmParams {
+    /// For rules: store it even though it changes the conclusion of stored cases (they
+    /// become its cornerstones).
+    #[serde(default)]
+    pub confirm: bool,
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -55,6 +65,7 @@ pub enum Collection {
     NetworkLinks,
     Services,
     Cases,
+    Rules,
 }
 
 impl Collection {
@@ -66,6 +77,7 @@ impl Collection {
             Collection::NetworkLinks => Kind::NetworkLink,
             Collection::Services => Kind::Service,
             Collection::Cases => Kind::Case,
+            Collection::Rules => Kind::Rule,
         }
     }
 
@@ -77,6 +89,7 @@ impl Collection {
             Collection::NetworkLinks => "network-links",
             Collection::Services => "services",
             Collection::Cases => "cases",
+            Collection::Rules => "rules",
         }
     }
 }
@@ -84,7 +97,7 @@ impl Collection {
 pub(crate) fn collection(raw: &str) -> ApiResult<Collection> {
     serde_json::from_value(Value::String(raw.to_owned())).map_err(|_| {
         ApiError::NoRoute(format!(
-            "/api/v1/{raw}: collections are devices, edge-nodes, cloud-offerings, network-links, services and cases"
+            "/api/v1/{raw}: collections are devices, edge-nodes, cloud-offerings, network-links, services, cases and rules"
         ))
     })
 }
@@ -163,7 +176,7 @@ async fn list_resources(
 
 /// Create a resource (refused if its id exists).
 #[utoipa::path(post, path = "/api/v1/{collection}", tag = "resources",
-    params(("collection" = Collection, Path, description = "The kind of resource")),
+    params(("collection" = Collection, Path, description = "The kind of resource"), ConfirmParams),
     request_body(content = Value, description = "The resource, as native JSON, JSON-LD, Turtle or N-Triples", content_type = "application/json"),
     responses(
         (status = 201, description = "Created; `Location` names it", body = Value, content_type = "application/json"),
@@ -176,25 +189,33 @@ async fn create_resource(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
+    Query(confirm): Query<ConfirmParams>,
     body: Body,
 ) -> ApiResult<Response> {
     caller.require(Role::Write)?;
     let collection = collection(&raw)?;
     let resource = one_resource(&body, collection, None)?;
-    let written = state
-        .app
-        .store()
-        .write_one(
-            Change::Put {
-                tenant: caller.tenant().clone(),
-                resource: Box::new(resource.clone()),
-                expected_version: None,
-                create_only: true,
-            },
-            &caller.actor().name,
-            caller.actor().source,
-        )
-        .await?;
+    let written = if collection == Collection::Rules {
+        state
+            .app
+            .write_rule(caller.tenant(), resource.clone(), None, true, confirm.confirm, &caller.actor())
+            .await?
+    } else {
+        state
+            .app
+            .store()
+            .write_one(
+                Change::Put {
+                    tenant: caller.tenant().clone(),
+                    resource: Box::new(resource.clone()),
+                    expected_version: None,
+                    create_only: true,
+                },
+                &caller.actor().name,
+                caller.actor().source,
+            )
+            .await?
+    };
     let mut response = (StatusCode::CREATED, axum::Json(resource.to_json())).into_response();
     let h = response.headers_mut();
     h.insert(header::ETAG, etag(written.version));
@@ -249,6 +270,7 @@ async fn get_resource(
 #[utoipa::path(put, path = "/api/v1/{collection}/{id}", tag = "resources",
     params(("collection" = Collection, Path, description = "The kind of resource"),
            ("id" = String, Path, description = "The resource's id"),
+           ConfirmParams,
            ("If-Match" = Option<String>, Header, description = "Only if the resource is at this version (its ETag)")),
     request_body(content = Value, content_type = "application/json"),
     responses(
@@ -263,6 +285,7 @@ async fn put_resource(
     State(state): State<AppState>,
     caller: Caller,
     Path((raw, id)): Path<(String, String)>,
+    Query(confirm): Query<ConfirmParams>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -274,7 +297,7 @@ async fn put_resource(
     let json = resource.to_json();
     let written = state
         .app
-        .put(caller.tenant(), resource, expected, &caller.actor())
+        .write_rule_or_put(caller.tenant(), resource, expected, confirm.confirm, &caller.actor())
         .await?;
     let status = if written.op == Op::Create {
         StatusCode::CREATED
@@ -292,6 +315,7 @@ async fn put_resource(
 #[utoipa::path(patch, path = "/api/v1/{collection}/{id}", tag = "resources",
     params(("collection" = Collection, Path, description = "The kind of resource"),
            ("id" = String, Path, description = "The resource's id"),
+           ConfirmParams,
            ("If-Match" = Option<String>, Header, description = "Only if the resource is at this version (its ETag)")),
     request_body(content = Value, content_type = "application/merge-patch+json"),
     responses(
@@ -305,6 +329,7 @@ async fn patch_resource(
     State(state): State<AppState>,
     caller: Caller,
     Path((raw, id)): Path<(String, String)>,
+    Query(confirm): Query<ConfirmParams>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -316,7 +341,7 @@ async fn patch_resource(
     ensure_kind(&state, caller.tenant(), &id, collection)?;
     let written = state
         .app
-        .patch(caller.tenant(), &id, &patch, expected, &caller.actor())
+        .patch(caller.tenant(), &id, &patch, expected, confirm.confirm, &caller.actor())
         .await?;
     let stored = state
         .app
@@ -468,6 +493,13 @@ async fn bulk_upsert(
     let mut accepted = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         match item.result {
+            Ok(resource) if resource.kind() == Kind::Rule => results.push(BulkResult {
+                index,
+                id: Some(resource.id.to_string()),
+                status: 400,
+                version: None,
+                errors: vec![RULES_ONE_AT_A_TIME.to_owned()],
+            }),
             Ok(resource) => {
                 results.push(BulkResult {
                     index,
