@@ -1343,3 +1343,291 @@ fn a_taken_broker_port_stops_serve_with_the_fix() {
         "{stderr}"
     );
 }
+
+/// Imports the seed knowledge base (`schema/examples/*.ttl`) into `tenant_name`.
+async fn import_seed(stack: &Stack, tenant_name: &str) {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/examples");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ttl"))
+        .collect();
+    files.sort();
+    let mut items = Vec::new();
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        items.extend(
+            iotcane_model::formats::read(iotcane_model::formats::Format::Turtle, &bytes)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        );
+    }
+    let actor = iotcane_app::Actor {
+        name: "test".to_owned(),
+        source: iotcane_app::store::ChangeSource::Cli,
+    };
+    let report = stack
+        .app
+        .import(&tenant(tenant_name), "seed", items, &actor, 1000, |_| {})
+        .await
+        .unwrap();
+    assert!(report.rejected.is_empty(), "{:#?}", report.rejected);
+    assert!(report.accepted > 0);
+}
+
+/// An MQTT 5 client that takes packets of up to 1 MiB (and says so at CONNECT, so that the
+/// broker sends it nothing larger): a recommendation is larger than rumqttc's 10 KiB
+/// default.
+async fn large_packet_device(broker: &str, key: &str) -> Device {
+    let addr: SocketAddr = broker.parse().unwrap();
+    let mut options = MqttOptions::new(unique("planner"), addr.ip().to_string(), addr.port());
+    options
+        .set_keep_alive(Duration::from_secs(5))
+        .set_credentials("", key)
+        .set_max_packet_size(Some(1 << 20));
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    let (_acks_tx, acks) = mpsc::unbounded_channel();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut ready_tx = Some(ready_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = inbox_tx.send(p);
+                }
+                Ok(_) => {}
+                // Disconnected: the test has what it came for, or times out waiting.
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, ready).await.unwrap().unwrap();
+    Device {
+        client,
+        inbox,
+        held: Vec::new(),
+        acks,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn recommendations_are_requested_and_replied_over_mqtt() {
+    let backend = &backends().await[0];
+    // The embedded broker always; the machine's broker too when the environment names it.
+    let mut brokers = vec![None];
+    brokers.extend(machine_broker().map(Some));
+    for url in brokers {
+        let dir = tempfile::tempdir().unwrap();
+        let options = match &url {
+            None => StackOptions::embedded(backend),
+            Some(url) => StackOptions::external(backend, url),
+        };
+        let stack = start(dir.path(), &options).await;
+        import_seed(&stack, "acme").await;
+        stack.wait_ready().await;
+        recommendation_scenario(&stack, url.is_none()).await;
+        stack.stop().await;
+    }
+}
+
+/// MQTT 5 request/reply, the MQTT 3.1.1 fallback, a malformed context; and, behind the
+/// embedded broker's front, a read key's request moved aside.
+async fn recommendation_scenario(stack: &Stack, embedded: bool) {
+    let scenario: Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../schema/examples/scenarios/smart-healthcare.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let request = format!("{}/acme/recommendations/request", stack.prefix);
+
+    // MQTT 5: the reply comes on the response topic, with the correlation data.
+    let mut planner = large_packet_device(&stack.broker, &stack.writer).await;
+    let replies = format!("{}/acme/replies/planner", stack.prefix);
+    planner
+        .subscribe(&format!("{}/acme/replies/#", stack.prefix))
+        .await;
+    let ask = |correlation: &'static [u8]| PublishProperties {
+        response_topic: Some(replies.clone()),
+        correlation_data: Some(Bytes::from_static(correlation)),
+        ..Default::default()
+    };
+    planner
+        .publish(&request, scenario.to_string(), Some(ask(b"plan-1")))
+        .await;
+    let reply = planner.next_on(&replies, WAIT).await.expect("a reply");
+    assert_eq!(
+        reply.properties.and_then(|p| p.correlation_data),
+        Some(Bytes::from_static(b"plan-1"))
+    );
+    let recommendation: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let configurations = recommendation["configurations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no configurations: {recommendation}"));
+    assert!(!configurations.is_empty(), "{recommendation}");
+    assert_eq!(recommendation["context"], scenario);
+    let id = recommendation["id"].as_str().unwrap();
+    let stored = stack
+        .app
+        .recommendation(&tenant("acme"), id)
+        .await
+        .expect("the recommendation is stored");
+    assert_eq!(stored.id, id);
+
+    // MQTT 3.1.1: request/{request-id} is answered on reply/{request-id}.
+    let reply_topic = format!("{}/acme/recommendations/reply/req-311", stack.prefix);
+    let options = {
+        let addr: SocketAddr = stack.broker.parse().unwrap();
+        let mut o = rumqttc::MqttOptions::new(unique("v311"), addr.ip().to_string(), addr.port());
+        o.set_credentials("acme", &stack.writer);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        o
+    };
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
+    client
+        .subscribe(
+            format!("{}/acme/recommendations/reply/#", stack.prefix),
+            rumqttc::QoS::AtLeastOnce,
+        )
+        .await
+        .unwrap();
+    let mut published = false;
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match eventloop.poll().await.unwrap() {
+                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) if !published => {
+                    published = true;
+                    client
+                        .publish(
+                            format!("{request}/req-311"),
+                            rumqttc::QoS::AtLeastOnce,
+                            false,
+                            scenario.to_string(),
+                        )
+                        .await
+                        .unwrap();
+                }
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) if p.topic == reply_topic => {
+                    return serde_json::from_slice::<Value>(&p.payload).unwrap();
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a reply for the 3.1.1 client");
+    assert!(
+        !answer["configurations"].as_array().unwrap().is_empty(),
+        "{answer}"
+    );
+    assert_ne!(answer["id"], recommendation["id"], "a new recommendation");
+
+    // A malformed context: an error reply naming the fields, and a dead letter.
+    let mut bad = scenario.clone();
+    bad["alternatives"] = json!(0);
+    bad["qos"]["maxLatencyMs"] = json!("fast");
+    planner
+        .publish(&request, bad.to_string(), Some(ask(b"plan-2")))
+        .await;
+    let reply = planner
+        .next_on(&replies, WAIT)
+        .await
+        .expect("an error reply");
+    assert_eq!(
+        reply.properties.and_then(|p| p.correlation_data),
+        Some(Bytes::from_static(b"plan-2"))
+    );
+    let error: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(error["error"]["status"], 400, "{error}");
+    let pointers: BTreeSet<&str> = error["error"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert!(
+        pointers.contains("/alternatives") && pointers.contains("/qos/maxLatencyMs"),
+        "{error}"
+    );
+    let letters = wait_for("the bad context's dead letter", async || {
+        let letters = stack.dead_letters().await;
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0]["topic"], request);
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/alternatives"),
+        "{letters:#?}"
+    );
+
+    // A subscribed recommendation that loses a resource it binds is re-evaluated, and the
+    // new one is announced as a recommendation event.
+    let events = format!("{}/acme/events/recommendation/#", stack.prefix);
+    planner.subscribe(&events).await;
+    stack
+        .app
+        .subscribe(&tenant("acme"), id, Some(None))
+        .await
+        .unwrap();
+    let bound = configurations[0]["bindings"]
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["resource"].as_str())
+        .unwrap_or_else(|| panic!("no binding in {}", configurations[0]));
+    let actor = iotcane_app::Actor {
+        name: "test".to_owned(),
+        source: iotcane_app::store::ChangeSource::Cli,
+    };
+    stack
+        .app
+        .delete(&tenant("acme"), &rid(bound), None, &actor)
+        .await
+        .unwrap();
+    let sent = stack.app.reevaluate(&tenant("acme")).await.unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let event = planner
+        .next_json(&format!(
+            "{}/acme/events/recommendation/{}",
+            stack.prefix, sent[0].id
+        ))
+        .await;
+    assert_eq!(event["supersedes"], id, "{event}");
+    assert_eq!(event["reason"], "constraintBroken", "{event}");
+
+    let _ = client.disconnect().await;
+    planner.disconnect().await;
+
+    // A read key may not ask: recommendations are stored.
+    if embedded {
+        let reader = Device::connect(&stack.broker, &unique("reader"), Some(&stack.reader), None)
+            .await
+            .unwrap();
+        reader
+            .publish(&format!("{request}/by-reader"), scenario.to_string(), None)
+            .await;
+        wait_for("the reader's dead letter", async || {
+            let letters = stack.dead_letters().await;
+            letters
+                .iter()
+                .any(|l| {
+                    l["topic"] == format!("{request}/by-reader")
+                        && l["reason"].as_str().unwrap().contains("may not publish")
+                })
+                .then_some(())
+        })
+        .await;
+        reader.disconnect().await;
+    }
+}

@@ -8,8 +8,9 @@
 //! 3.1.1 connection: its listener thread panics). From then on the front looks at every
 //! PUBLISH and SUBSCRIBE the client sends:
 //!
-//! - a PUBLISH to a topic outside the client's tenant (or any PUBLISH from a read-only
-//!   key) is moved to `{prefix}-denied/{client tenant}/{original topic}`, where the
+//! - a PUBLISH to a topic outside the client's tenant, to a topic of its tenant the
+//!   gateway does not consume (answers, events, replies), or any PUBLISH from a read-only
+//!   key is moved to `{prefix}-denied/{client tenant}/{original topic}`, where the
 //!   gateway rejects and dead-letters it;
 //! - a SUBSCRIBE filter outside the client's tenant is narrowed to a filter in the
 //!   client's own tenant that nothing is ever published to, so it receives nothing.
@@ -383,8 +384,9 @@ impl Front {
     }
 
     /// A client may publish only what a device sends (`register`, `context`,
-    /// `deregister`, `config/reported` of a Thing) in its key's tenant, with a write key:
-    /// not the topics the service publishes on (desired configurations, events, answers).
+    /// `deregister`, `config/reported` of a Thing) and recommendation requests (they are
+    /// stored), in its key's tenant, with a write key: not the topics the service
+    /// publishes on (desired configurations, events, answers, replies).
     fn may_publish(&self, client: &Client, topic: &str) -> bool {
         match &client.principal {
             None => true,
@@ -392,8 +394,8 @@ impl Front {
                 p.may(Role::Write)
                     && self
                         .topics
-                        .parse(topic)
-                        .is_ok_and(|inbound| inbound.tenant == p.tenant)
+                        .parse_request(topic)
+                        .is_ok_and(|request| *request.tenant() == p.tenant)
             }
         }
     }
@@ -749,6 +751,91 @@ mod tests {
             panic!("not a publish");
         };
         assert_eq!(kept.topic, "iotcane/acme/things/x/context");
+    }
+
+    /// The topic a client's PUBLISH reaches the broker on.
+    fn published_on(front: &Front, client: &Client, topic: &str) -> String {
+        let publish = Publish::new(topic.to_owned(), "{}".to_owned(), false);
+        match through(front, client, Packet::Publish(publish, None)) {
+            Packet::Publish(publish, _) => String::from_utf8_lossy(&publish.topic).into_owned(),
+            other => panic!("not a publish: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn recommendation_requests_need_a_write_key_of_the_tenant() {
+        let (front, writer) = front();
+        for topic in [
+            "iotcane/acme/recommendations/request",
+            "iotcane/acme/recommendations/request/req-1",
+        ] {
+            assert_eq!(published_on(&front, &writer, topic), topic);
+        }
+        for topic in [
+            "iotcane/globex/recommendations/request",
+            "iotcane/globex/recommendations/request/req-1",
+            // What only the service publishes.
+            "iotcane/acme/recommendations/reply/req-1",
+            "iotcane/acme/replies/req-1",
+            "iotcane/acme/events/recommendation/rec-1",
+            // Not one topic level: not a request.
+            "iotcane/acme/recommendations/request/a/b",
+        ] {
+            assert_eq!(
+                published_on(&front, &writer, topic),
+                format!("iotcane-denied/acme/{topic}"),
+                "{topic}"
+            );
+        }
+        let reader = Client {
+            principal: writer.principal.clone().map(|p| Principal {
+                role: Role::Read,
+                ..p
+            }),
+        };
+        let topic = "iotcane/acme/recommendations/request/req-1";
+        assert_eq!(
+            published_on(&front, &reader, topic),
+            format!("iotcane-denied/acme/{topic}")
+        );
+    }
+
+    #[test]
+    fn clients_may_subscribe_to_their_own_replies() {
+        let (front, client) = front();
+        let filter = |path: &str| Filter {
+            path: path.to_owned(),
+            qos: QoS::AtLeastOnce,
+            nolocal: false,
+            preserve_retain: false,
+            retain_forward_rule: RetainForwardRule::OnEverySubscribe,
+        };
+        let subscribe = Subscribe {
+            pkid: 4,
+            filters: vec![
+                filter("iotcane/acme/recommendations/reply/#"),
+                filter("iotcane/acme/replies/#"),
+                filter("iotcane/acme/events/recommendation/#"),
+                filter("iotcane/globex/recommendations/reply/#"),
+                filter("iotcane/globex/replies/#"),
+            ],
+        };
+        let Packet::Subscribe(vetted, _) =
+            through(&front, &client, Packet::Subscribe(subscribe, None))
+        else {
+            panic!("not a subscribe");
+        };
+        let paths: Vec<&str> = vetted.filters.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "iotcane/acme/recommendations/reply/#",
+                "iotcane/acme/replies/#",
+                "iotcane/acme/events/recommendation/#",
+                "iotcane/acme/denied-subscription",
+                "iotcane/acme/denied-subscription",
+            ]
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{BrokerConfig, BrokerError, EmbeddedBroker};
-use crate::topics::{Action, Inbound, Topics};
+use crate::recommend::Job;
+use crate::topics::{Action, Inbound, Request, Topics};
 
 /// A secret setting: shown as `[redacted]` in logs and debug output.
 #[derive(Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -528,6 +529,11 @@ impl Context {
 }
 
 async fn process(context: Arc<Context>, mut queued: mpsc::Receiver<Received>) {
+    // Recommendation requests leave the batches for their own worker: they write no
+    // knowledge, and one may take a while.
+    let (jobs, waiting) = mpsc::channel(crate::recommend::QUEUED);
+    let mut recommender = JoinSet::new();
+    recommender.spawn(crate::recommend::run(context.clone(), waiting));
     let limit = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let mut batch = Vec::with_capacity(context.config.batch_max);
@@ -539,25 +545,29 @@ async fn process(context: Arc<Context>, mut queued: mpsc::Receiver<Received>) {
         };
         let messages = std::mem::replace(&mut batch, Vec::with_capacity(context.config.batch_max));
         let context = context.clone();
+        let jobs = jobs.clone();
         tasks.spawn(async move {
-            handle_batch(&context, messages).await;
+            handle_batch(&context, messages, &jobs).await;
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+    // The requests handed over are answered before the gateway disconnects.
+    drop(jobs);
+    while recommender.join_next().await.is_some() {}
 }
 
 /// Why a message was refused: a reason per JSON pointer, as in the HTTP problems.
 #[derive(Debug, Clone)]
-struct Refusal {
+pub(crate) struct Refusal {
     /// Short, stable label for the metric.
-    label: &'static str,
-    reasons: Vec<(String, String)>,
+    pub label: &'static str,
+    pub reasons: Vec<(String, String)>,
 }
 
 impl Refusal {
-    fn new(label: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(label: &'static str, detail: impl Into<String>) -> Self {
         Self {
             label,
             reasons: vec![(String::new(), detail.into())],
@@ -572,7 +582,7 @@ impl Refusal {
         }
     }
 
-    fn invalid(violations: Violations) -> Self {
+    pub(crate) fn invalid(violations: Violations) -> Self {
         Self {
             label: "invalid",
             reasons: violations
@@ -594,7 +604,7 @@ impl Refusal {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.reasons
             .iter()
             .map(|(pointer, detail)| {
@@ -610,7 +620,7 @@ impl Refusal {
 }
 
 /// What became of one message of a batch.
-enum Plan {
+pub(crate) enum Plan {
     /// Goes to the journal as the batch's `index`-th change.
     Write { inbound: Inbound, index: usize },
     /// Reported configuration: written on its own (it reads and updates the description).
@@ -618,17 +628,19 @@ enum Plan {
         inbound: Inbound,
         config: serde_json::Map<String, Value>,
     },
+    /// A recommendation request: handed to the recommendation worker.
+    Recommend(Job),
     Refuse {
         /// The tenant the dead letter is filed under.
         tenant: Option<String>,
         /// The topic as the client sent it.
         topic: String,
-        inbound: Option<Inbound>,
+        request: Option<Request>,
         refusal: Refusal,
     },
 }
 
-async fn handle_batch(context: &Context, batch: Vec<Received>) {
+async fn handle_batch(context: &Context, batch: Vec<Received>, jobs: &mpsc::Sender<Job>) {
     let received_ms = now_ms();
     let mut plans = Vec::with_capacity(batch.len());
     let mut writes = Vec::new();
@@ -665,9 +677,9 @@ async fn handle_batch(context: &Context, batch: Vec<Received>) {
                     answer_accepted(context, publish, &inbound, answer).await;
                     Ok(())
                 }
-                Some(Err(e)) => Err((Some(inbound), Refusal::from_store(e))),
+                Some(Err(e)) => Err((inbound, Refusal::from_store(e))),
                 None => Err((
-                    Some(inbound),
+                    inbound,
                     Refusal::new("error", "the journal gave no result for this message"),
                 )),
             },
@@ -678,13 +690,18 @@ async fn handle_batch(context: &Context, batch: Vec<Received>) {
                         answer_accepted(context, publish, &inbound, answer).await;
                         Ok(())
                     }
-                    Err(e) => Err((Some(inbound), Refusal::from_app(e))),
+                    Err(e) => Err((inbound, Refusal::from_app(e))),
                 }
+            }
+            // Acknowledged once handed over, not once answered: see `recommend`.
+            Plan::Recommend(job) => {
+                crate::recommend::hand_over(context, jobs, job).await;
+                Ok(())
             }
             Plan::Refuse {
                 tenant,
                 topic,
-                inbound,
+                request,
                 refusal,
             } => {
                 refuse(
@@ -692,14 +709,14 @@ async fn handle_batch(context: &Context, batch: Vec<Received>) {
                     publish,
                     tenant.as_deref(),
                     &topic,
-                    inbound.as_ref(),
+                    request.as_ref(),
                     &refusal,
                 )
                 .await;
                 Ok(())
             }
         };
-        if let Err((Some(inbound), refusal)) = outcome {
+        if let Err((inbound, refusal)) = outcome {
             let topic = String::from_utf8_lossy(&publish.topic).into_owned();
             let tenant = inbound.tenant.to_string();
             refuse(
@@ -707,7 +724,7 @@ async fn handle_batch(context: &Context, batch: Vec<Received>) {
                 publish,
                 Some(&tenant),
                 &topic,
-                Some(&inbound),
+                Some(&Request::Thing(inbound)),
                 &refusal,
             )
             .await;
@@ -724,10 +741,10 @@ async fn plan(
     writes: &mut Vec<DeviceMessage>,
 ) -> Plan {
     let refuse =
-        |tenant: Option<String>, topic: String, inbound: Option<Inbound>, refusal| Plan::Refuse {
+        |tenant: Option<String>, topic: String, request: Option<Request>, refusal| Plan::Refuse {
             tenant,
             topic,
-            inbound,
+            request,
             refusal,
         };
     let Ok(topic) = std::str::from_utf8(&publish.topic) else {
@@ -750,8 +767,8 @@ async fn plan(
             ),
         );
     }
-    let inbound = match topics.parse(topic) {
-        Ok(inbound) => inbound,
+    let request = match topics.parse_request(topic) {
+        Ok(request) => request,
         Err(e) => {
             return refuse(
                 topics.tenant_of(topic).map(str::to_owned),
@@ -761,10 +778,10 @@ async fn plan(
             );
         }
     };
-    let refused = |inbound: Inbound, refusal: Refusal| Plan::Refuse {
-        tenant: Some(inbound.tenant.to_string()),
+    let refused_request = |request: Request, refusal: Refusal| Plan::Refuse {
+        tenant: Some(request.tenant().to_string()),
         topic: topic.to_owned(),
-        inbound: Some(inbound),
+        request: Some(request),
         refusal,
     };
     if publish.payload.len() > context.config.max_payload {
@@ -773,16 +790,24 @@ async fn plan(
             publish.payload.len(),
             context.config.max_payload
         );
-        return refused(inbound, Refusal::new("too_large", detail));
+        return refused_request(request, Refusal::new("too_large", detail));
     }
-    match context.tenant_known(&inbound.tenant).await {
+    match context.tenant_known(request.tenant()).await {
         Ok(true) => {}
         Ok(false) => {
-            let detail = format!("unknown tenant `{}`", inbound.tenant);
-            return refused(inbound, Refusal::new("unknown_tenant", detail));
+            let detail = format!("unknown tenant `{}`", request.tenant());
+            return refused_request(request, Refusal::new("unknown_tenant", detail));
         }
-        Err(e) => return refused(inbound, Refusal::from_app(e)),
+        Err(e) => return refused_request(request, Refusal::from_app(e)),
     }
+    let inbound = match request {
+        Request::Thing(inbound) => inbound,
+        Request::Recommendation(request) => {
+            return crate::recommend::plan(context, publish, topic, request);
+        }
+    };
+    let refused =
+        |inbound: Inbound, refusal: Refusal| refused_request(Request::Thing(inbound), refusal);
     let json = || -> Result<Value, Refusal> {
         serde_json::from_slice(&publish.payload)
             .map_err(|e| Refusal::new("not_json", format!("the payload is not JSON: {e}")))
@@ -863,7 +888,7 @@ async fn write_with_retry(
     }
 }
 
-fn record(action: &'static str, outcome: &'static str) {
+pub(crate) fn record(action: &'static str, outcome: &'static str) {
     metrics::counter!("iotcane_mqtt_messages_total", "action" => action, "outcome" => outcome)
         .increment(1);
 }
@@ -900,16 +925,17 @@ async fn answer_accepted(context: &Context, publish: &Publish, inbound: &Inbound
 }
 
 /// Refuses a message: a metric, a dead letter, and an answer on the `rejected` topic (or
-/// the response topic) naming every problem.
-async fn refuse(
+/// the response topic; the reply topics for a recommendation request) naming every
+/// problem.
+pub(crate) async fn refuse(
     context: &Context,
     publish: &Publish,
     tenant: Option<&str>,
     topic: &str,
-    inbound: Option<&Inbound>,
+    request: Option<&Request>,
     refusal: &Refusal,
 ) {
-    let action = inbound.map_or("unknown", |i| i.action.as_str());
+    let action = request.map_or("unknown", Request::action);
     record(action, "rejected");
     metrics::counter!("iotcane_mqtt_rejected_total", "reason" => refusal.label).increment(1);
     tracing::debug!(%topic, reason = %refusal.text(), "MQTT message rejected");
@@ -920,30 +946,36 @@ async fn refuse(
     {
         tracing::error!(error = %e, %topic, "dead letter not written");
     }
+    let inbound = match request {
+        None => return,
+        Some(Request::Recommendation(request)) => {
+            let body = crate::recommend::error_body(refusal);
+            crate::recommend::reply(context, publish, request, &body).await;
+            return;
+        }
+        Some(Request::Thing(inbound)) => inbound,
+    };
     let body = json!({
         "accepted": false,
         "topic": topic,
-        "id": inbound.map(|i| i.thing.as_str()),
+        "id": inbound.thing.as_str(),
         "reasons": refusal
             .reasons
             .iter()
             .map(|(pointer, detail)| json!({ "pointer": pointer, "detail": detail }))
             .collect::<Vec<_>>(),
     });
-    if let Some(inbound) = inbound {
-        let answer_topic = context.topics.answer(inbound, false);
-        publish_answer(context, answer_topic, &body, None).await;
-    }
-    // A message moved aside by the front gets no response: it was not the client's to send.
-    if let (Some(tenant), Some(_)) = (tenant, inbound) {
-        respond(context, publish, tenant, &body).await;
-    }
+    let answer_topic = context.topics.answer(inbound, false);
+    publish_answer(context, answer_topic, &body, None).await;
+    // A message moved aside by the front has no request, so it gets no response: it was
+    // not the client's to send.
+    respond(context, publish, inbound.tenant.as_str(), &body).await;
 }
 
 /// Publishes on the message's MQTT 5 response topic, with its correlation data, if it
 /// lies under `{prefix}/{tenant}/replies/` (so a client can make the gateway publish
 /// neither into another tenant's topics nor onto a topic the service acts on).
-async fn respond(context: &Context, publish: &Publish, tenant: &str, body: &Value) {
+pub(crate) async fn respond(context: &Context, publish: &Publish, tenant: &str, body: &Value) {
     let Some(properties) = &publish.properties else {
         return;
     };
@@ -964,7 +996,7 @@ async fn respond(context: &Context, publish: &Publish, tenant: &str, body: &Valu
     .await;
 }
 
-async fn publish_answer(
+pub(crate) async fn publish_answer(
     context: &Context,
     topic: String,
     body: &Value,

@@ -1,10 +1,11 @@
-//! What the gateway publishes on its own: change events, and each device's desired
-//! configuration (retained) with the delta from what it reported (the device-shadow
-//! pattern).
+//! What the gateway publishes on its own: change events, recommendation events, and each
+//! device's desired configuration (retained) with the delta from what it reported (the
+//! device-shadow pattern).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use iotcane_app::recommend::RecommendationEvent;
 use iotcane_app::store::{JournalEntry, Op, decode_body};
 use iotcane_app::{App, AppError};
 use iotcane_model::{Kind, ResourceId, Tenant};
@@ -27,6 +28,8 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut feed = app.store().subscribe();
+    let mut recommendations = app.recommendation_events();
+    let mut recommendations_open = true;
     let mut shadow = Shadow {
         client,
         topics,
@@ -56,6 +59,18 @@ pub(crate) async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
+            event = recommendations.recv(), if recommendations_open => match event {
+                Ok(event) => {
+                    if config.publish_events {
+                        shadow.publish_recommendation_event(&event).await;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    metrics::counter!("iotcane_mqtt_events_missed_total").increment(missed);
+                    tracing::warn!(missed, "MQTT publisher fell behind the recommendation events; events skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => recommendations_open = false,
+            },
         }
     }
 }
@@ -82,6 +97,28 @@ impl Shadow {
             .await
         {
             tracing::warn!(error = %e, "MQTT event not published");
+        }
+    }
+
+    /// `{prefix}/{tenant}/events/recommendation/{id}`: a subscribed recommendation was
+    /// re-evaluated into the new recommendation `id`.
+    async fn publish_recommendation_event(&self, event: &RecommendationEvent) {
+        let payload = match serde_json::to_string(event) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!(error = %e, "recommendation event not encoded");
+                return;
+            }
+        };
+        let topic = self
+            .topics
+            .event(event.tenant.as_str(), "recommendation", &event.id);
+        if let Err(e) = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+        {
+            tracing::warn!(error = %e, "MQTT recommendation event not published");
         }
     }
 

@@ -8,10 +8,15 @@
 //! {prefix}/{tenant}/things/{id}/config/reported   reported config    → config/delta
 //! {prefix}/{tenant}/things/{id}/config/desired    retained, published by the service
 //! {prefix}/{tenant}/events/{kind}/{id}            change events, published by the service
+//! {prefix}/{tenant}/events/recommendation/{id}    recommendation events, published by the service
+//! {prefix}/{tenant}/recommendations/request       a context (MQTT 5)  → the response topic
+//! {prefix}/{tenant}/recommendations/request/{rid} a context (3.1.1)   → recommendations/reply/{rid}
+//! {prefix}/{tenant}/replies/…                     MQTT 5 response topics the service answers on
 //! ```
 //!
 //! A Thing id that is an IRI contains `/`, which cannot sit in one topic level: the id
-//! level is percent-encoded (`https%3A%2F%2Fexample.com%2Flamp`), and decoded here.
+//! level is percent-encoded (`https%3A%2F%2Fexample.com%2Flamp`), and decoded here. A
+//! request id is one topic level too, checked like a Thing id.
 
 use iotcane_model::{ResourceId, Tenant};
 
@@ -53,12 +58,45 @@ impl Action {
     }
 }
 
-/// A parsed inbound topic.
+/// A parsed inbound topic of a Thing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
     pub tenant: Tenant,
     pub thing: ResourceId,
     pub action: Action,
+}
+
+/// A parsed recommendation request topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecommendationRequest {
+    pub tenant: Tenant,
+    /// The `{request-id}` level as sent (MQTT 3.1.1 clients, which have no response
+    /// topic): the reply goes to `recommendations/reply/{request-id}`.
+    pub request_id: Option<String>,
+}
+
+/// Any topic the gateway consumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Thing(Inbound),
+    Recommendation(RecommendationRequest),
+}
+
+impl Request {
+    pub fn tenant(&self) -> &Tenant {
+        match self {
+            Request::Thing(inbound) => &inbound.tenant,
+            Request::Recommendation(request) => &request.tenant,
+        }
+    }
+
+    /// The metric label.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Request::Thing(inbound) => inbound.action.as_str(),
+            Request::Recommendation(_) => "recommend",
+        }
+    }
 }
 
 /// Why a topic could not be read.
@@ -70,7 +108,14 @@ pub enum TopicError {
     BadTenant(String),
     #[error("the Thing id `{id}` in the topic is not valid: {reason}")]
     BadId { id: String, reason: String },
+    #[error("the request id `{id}` in the topic is not valid: {reason}")]
+    BadRequestId { id: String, reason: String },
 }
+
+/// The levels of a recommendation request, after the tenant.
+const RECOMMENDATION_REQUEST: &str = "recommendations/request";
+/// The levels of a recommendation reply (3.1.1 fallback), after the tenant.
+const RECOMMENDATION_REPLY: &str = "recommendations/reply";
 
 /// The gateway's topic tree under one prefix.
 #[derive(Debug, Clone)]
@@ -98,6 +143,12 @@ impl Topics {
             .iter()
             .map(|a| format!("{share}{}/+/things/+/{}", self.prefix, a.suffix()))
             .collect();
+        for suffix in ["", "/+"] {
+            filters.push(format!(
+                "{share}{}/+/{RECOMMENDATION_REQUEST}{suffix}",
+                self.prefix
+            ));
+        }
         if denied {
             filters.push(format!("{share}{}/#", self.denied_prefix()));
         }
@@ -110,7 +161,31 @@ impl Topics {
         format!("{}-denied", self.prefix)
     }
 
-    /// Reads an inbound topic.
+    /// Reads any topic the gateway consumes: a Thing's, or a recommendation request.
+    pub fn parse_request(&self, topic: &str) -> Result<Request, TopicError> {
+        match self.parse_recommendation(topic) {
+            Some(request) => request.map(Request::Recommendation),
+            None => self.parse(topic).map(Request::Thing),
+        }
+    }
+
+    /// Reads a recommendation request topic; `None` when the topic is not one.
+    fn parse_recommendation(
+        &self,
+        topic: &str,
+    ) -> Option<Result<RecommendationRequest, TopicError>> {
+        let rest = topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('/')?;
+        let (tenant, rest) = rest.split_once('/')?;
+        let request_id = match rest.strip_prefix(RECOMMENDATION_REQUEST)? {
+            "" => None,
+            level => Some(level.strip_prefix('/')?),
+        };
+        Some(read_recommendation(tenant, request_id))
+    }
+
+    /// Reads an inbound topic of a Thing.
     pub fn parse(&self, topic: &str) -> Result<Inbound, TopicError> {
         let rest = topic
             .strip_prefix(self.prefix.as_str())
@@ -194,6 +269,14 @@ impl Topics {
         self.thing(tenant, thing, "config/delta")
     }
 
+    /// `{prefix}/{tenant}/recommendations/reply/{request-id}`: the 3.1.1 clients' reply.
+    pub fn recommendation_reply(&self, tenant: &Tenant, request_id: &str) -> String {
+        format!(
+            "{}/{tenant}/{RECOMMENDATION_REPLY}/{request_id}",
+            self.prefix
+        )
+    }
+
     /// `{prefix}/{tenant}/events/{kind}/{id}`.
     pub fn event(&self, tenant: &str, kind: &str, id: &str) -> String {
         format!(
@@ -214,6 +297,34 @@ impl Topics {
             .and_then(|r| r.strip_prefix("/replies/"))
             .is_some_and(|rest| !rest.is_empty() && !rest.contains(['+', '#']))
     }
+}
+
+fn read_recommendation(
+    tenant: &str,
+    request_id: Option<&str>,
+) -> Result<RecommendationRequest, TopicError> {
+    let tenant: Tenant = tenant
+        .parse()
+        .map_err(|_| TopicError::BadTenant(tenant.to_owned()))?;
+    let request_id = match request_id {
+        None => None,
+        Some(level) => {
+            let bad = |reason: String| TopicError::BadRequestId {
+                id: level.to_owned(),
+                reason,
+            };
+            if level.contains('/') {
+                return Err(bad("it must be one topic level".to_owned()));
+            }
+            let decoded =
+                percent_decode(level).ok_or_else(|| bad("bad percent-encoding".to_owned()))?;
+            decoded
+                .parse::<ResourceId>()
+                .map_err(|e| bad(e.to_string()))?;
+            Some(level.to_owned())
+        }
+    };
+    Ok(RecommendationRequest { tenant, request_id })
 }
 
 /// Percent-encodes what cannot sit in one topic level (`/`, the wildcards, `%`).
@@ -304,11 +415,94 @@ mod tests {
     }
 
     #[test]
+    fn parses_recommendation_requests_with_and_without_a_request_id() {
+        let topics = Topics::new("iotcane");
+        let acme: Tenant = "acme".parse().expect("tenant");
+        assert_eq!(
+            topics.parse_request("iotcane/acme/recommendations/request"),
+            Ok(Request::Recommendation(RecommendationRequest {
+                tenant: acme.clone(),
+                request_id: None,
+            }))
+        );
+        let with_id = topics
+            .parse_request("iotcane/acme/recommendations/request/req-42")
+            .expect("with an id");
+        assert_eq!(with_id.action(), "recommend");
+        let Request::Recommendation(request) = with_id else {
+            panic!("not a recommendation request");
+        };
+        assert_eq!(request.request_id.as_deref(), Some("req-42"));
+        assert_eq!(
+            topics.recommendation_reply(&acme, "req-42"),
+            "iotcane/acme/recommendations/reply/req-42"
+        );
+        // An encoded IRI is one level, and it is answered on that same level.
+        let Ok(Request::Recommendation(iri)) =
+            topics.parse_request("iotcane/acme/recommendations/request/urn:x:%2Fa")
+        else {
+            panic!("an encoded IRI request id");
+        };
+        assert_eq!(iri.request_id.as_deref(), Some("urn:x:%2Fa"));
+        assert!(matches!(
+            topics.parse_request("iotcane/acme/things/lamp/context"),
+            Ok(Request::Thing(Inbound {
+                action: Action::Context,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn refuses_malformed_recommendation_requests() {
+        let topics = Topics::new("iotcane");
+        for topic in [
+            "iotcane/acme/recommendations/request/",
+            "iotcane/acme/recommendations/request/a/b",
+            "iotcane/acme/recommendations/request/-dash-first",
+            "iotcane/acme/recommendations/request/%zz",
+            "iotcane/acme/recommendations/request/with space",
+        ] {
+            assert!(
+                matches!(
+                    topics.parse_request(topic),
+                    Err(TopicError::BadRequestId { .. })
+                ),
+                "{topic}"
+            );
+        }
+        for topic in [
+            "iotcane/acme/recommendations/requests",
+            "iotcane/acme/recommendations/reply/req-1",
+            "iotcane/acme/recommendations",
+            "iotcane/acme/replies/x",
+            "other/acme/recommendations/request",
+        ] {
+            assert_eq!(
+                topics.parse_request(topic),
+                Err(TopicError::Unknown),
+                "{topic}"
+            );
+        }
+        assert!(matches!(
+            topics.parse_request("iotcane/Bad Tenant/recommendations/request"),
+            Err(TopicError::BadTenant(_))
+        ));
+        // A recommendation request is not a Thing's topic.
+        assert_eq!(
+            topics.parse("iotcane/acme/recommendations/request"),
+            Err(TopicError::Unknown)
+        );
+    }
+
+    #[test]
     fn shared_subscriptions_and_tenant_scope() {
         let topics = Topics::new("iotcane");
         let subs = topics.subscriptions(Some("g1"), true);
         assert!(subs.contains(&"$share/g1/iotcane/+/things/+/context".to_owned()));
         assert!(subs.contains(&"$share/g1/iotcane-denied/#".to_owned()));
+        assert!(subs.contains(&"$share/g1/iotcane/+/recommendations/request".to_owned()));
+        assert!(subs.contains(&"$share/g1/iotcane/+/recommendations/request/+".to_owned()));
         assert!(
             !topics
                 .subscriptions(None, false)
