@@ -50,7 +50,9 @@ fn scenario(name: &str) -> Value {
 /// The server with the seed knowledge base in tenant `acme`, and a write key.
 async fn spawn_app(backend: &Backend) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = KnowledgeStore::open(helpers::config(dir.path(), backend)).await.unwrap();
+    let store = KnowledgeStore::open(helpers::config(dir.path(), backend))
+        .await
+        .unwrap();
     let app = App::new(store.clone());
     let mut items = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(examples())
@@ -61,15 +63,25 @@ async fn spawn_app(backend: &Backend) -> TestApp {
     files.sort();
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
-        items.extend(iotcane_model::formats::read(iotcane_model::formats::Format::Turtle, &bytes).unwrap());
+        items.extend(
+            iotcane_model::formats::read(iotcane_model::formats::Format::Turtle, &bytes).unwrap(),
+        );
     }
     let actor = Actor {
         name: "test".into(),
         source: iotcane_store::ChangeSource::Cli,
     };
-    let report = app.import(&tenant("acme"), "seed", items, &actor, 1000, |_| {}).await.unwrap();
+    let report = app
+        .import(&tenant("acme"), "seed", items, &actor, 1000, |_| {})
+        .await
+        .unwrap();
     assert!(report.rejected.is_empty(), "{:#?}", report.rejected);
-    let key = app.keys().create(&tenant("acme"), Role::Write, "test").await.unwrap().token;
+    let key = app
+        .keys()
+        .create(&tenant("acme"), Role::Write, "test")
+        .await
+        .unwrap()
+        .token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = CancellationToken::new();
     let mut config = HttpConfig::new(tenant("acme"));
@@ -93,7 +105,12 @@ async fn spawn_app(backend: &Backend) -> TestApp {
 }
 
 impl TestApp {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -104,7 +121,10 @@ impl TestApp {
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -129,7 +149,11 @@ impl TestApp {
 fn pointers(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|e| e.iter().map(|e| e["pointer"].as_str().unwrap_or_default().to_owned()).collect())
+        .map(|e| {
+            e.iter()
+                .map(|e| e["pointer"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -148,10 +172,17 @@ async fn every_example_scenario_is_answered_with_valid_ranked_configurations() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::CREATED, "{name}");
-            let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            let location = response.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
             let answer: Value = response.json().await.unwrap();
             let configurations = answer["configurations"].as_array().unwrap();
-            assert!(!configurations.is_empty(), "{name} ({}): {answer:#}", backend.name);
+            assert!(
+                !configurations.is_empty(),
+                "{name} ({}): {answer:#}",
+                backend.name
+            );
             assert!(configurations.len() <= context["alternatives"].as_u64().unwrap() as usize);
             let mut previous = f64::NEG_INFINITY;
             for c in configurations {
@@ -163,15 +194,31 @@ async fn every_example_scenario_is_answered_with_valid_ranked_configurations() {
                 }
                 let totals = &c["totals"];
                 let qos = &context["qos"];
-                assert!(totals["latencyMs"].as_f64().unwrap() <= qos["maxLatencyMs"].as_f64().unwrap());
-                assert!(totals["availability"].as_f64().unwrap() >= qos["minAvailability"].as_f64().unwrap());
-                assert!(totals["monthlyCost"].as_f64().unwrap() <= qos["maxMonthlyCost"].as_f64().unwrap());
+                assert!(
+                    totals["latencyMs"].as_f64().unwrap() <= qos["maxLatencyMs"].as_f64().unwrap()
+                );
+                assert!(
+                    totals["availability"].as_f64().unwrap()
+                        >= qos["minAvailability"].as_f64().unwrap()
+                );
+                assert!(
+                    totals["monthlyCost"].as_f64().unwrap()
+                        <= qos["maxMonthlyCost"].as_f64().unwrap()
+                );
                 // Every requirement of the context is bound.
                 for need in ["sensing", "actuation"] {
                     for r in context[need].as_array().into_iter().flatten() {
-                        let key = format!("{need}:{}@{}", r["property"].as_str().unwrap(), r["site"].as_str().unwrap());
+                        let key = format!(
+                            "{need}:{}@{}",
+                            r["property"].as_str().unwrap(),
+                            r["site"].as_str().unwrap()
+                        );
                         assert!(
-                            c["bindings"].as_array().unwrap().iter().any(|b| b["requirement"] == json!(key)),
+                            c["bindings"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|b| b["requirement"] == json!(key)),
                             "{name}: {key} unbound"
                         );
                     }
@@ -181,12 +228,22 @@ async fn every_example_scenario_is_answered_with_valid_ranked_configurations() {
             assert_eq!(answer["solver"]["gap"], json!(0.0));
             let (status, again) = t.get(&location).await;
             assert_eq!(status, StatusCode::OK);
-            assert_eq!(again["configurations"], answer["configurations"], "{name}: stored as answered");
+            assert_eq!(
+                again["configurations"], answer["configurations"],
+                "{name}: stored as answered"
+            );
         }
         assert_eq!(t.count().await, SCENARIOS.len());
         // The seed cases are retrieved for the scenario they were made from.
-        let (_, answer) = t.post("/api/v1/recommendations", &scenario("smart-healthcare")).await;
-        let cases: Vec<&str> = answer["cases"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap()).collect();
+        let (_, answer) = t
+            .post("/api/v1/recommendations", &scenario("smart-healthcare"))
+            .await;
+        let cases: Vec<&str> = answer["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case"].as_str().unwrap())
+            .collect();
         assert!(cases.contains(&"case-ward-7-vitals-2024"), "{cases:?}");
         t.shutdown.cancel();
     }
@@ -205,25 +262,76 @@ async fn bad_contexts_get_a_precise_4xx_and_nothing_is_stored() {
     let mut unknown_field = good.clone();
     unknown_field["colour"] = json!("blue");
     let mut no_currency = good.clone();
-    no_currency["qos"].as_object_mut().unwrap().remove("currency");
+    no_currency["qos"]
+        .as_object_mut()
+        .unwrap()
+        .remove("currency");
     let mut duplicate = good.clone();
     let first = duplicate["sensing"][0].clone();
     duplicate["sensing"].as_array_mut().unwrap().push(first);
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("missing domain", { let mut c = good.clone(); c.as_object_mut().unwrap().remove("domain"); c }, ""),
+        (
+            "missing domain",
+            {
+                let mut c = good.clone();
+                c.as_object_mut().unwrap().remove("domain");
+                c
+            },
+            "",
+        ),
         ("unknown field", unknown_field, ""),
-        ("bad protocol", with("/sensing/0/protocols/0", json!("carrier-pigeon")), "/sensing/0/protocols/0"),
-        ("zero count", with("/sensing/0/count", json!(0)), "/sensing/0/count"),
-        ("wrong type", with("/sensing/0/count", json!("forty")), "/sensing/0/count"),
-        ("availability over 1", with("/qos/minAvailability", json!(1.5)), "/qos/minAvailability"),
+        (
+            "bad protocol",
+            with("/sensing/0/protocols/0", json!("carrier-pigeon")),
+            "/sensing/0/protocols/0",
+        ),
+        (
+            "zero count",
+            with("/sensing/0/count", json!(0)),
+            "/sensing/0/count",
+        ),
+        (
+            "wrong type",
+            with("/sensing/0/count", json!("forty")),
+            "/sensing/0/count",
+        ),
+        (
+            "availability over 1",
+            with("/qos/minAvailability", json!(1.5)),
+            "/qos/minAvailability",
+        ),
         ("budget without currency", no_currency, "/qos"),
-        ("unknown property", with("/sensing/0/property", json!("unicornDensity")), "/sensing/0/property"),
-        ("unknown site", with("/sensing/0/site", json!("atlantis")), "/sensing/0/site"),
-        ("unknown region", with("/qos/allowedRegions/0", json!("moon-base-1")), "/qos/allowedRegions/0"),
+        (
+            "unknown property",
+            with("/sensing/0/property", json!("unicornDensity")),
+            "/sensing/0/property",
+        ),
+        (
+            "unknown site",
+            with("/sensing/0/site", json!("atlantis")),
+            "/sensing/0/site",
+        ),
+        (
+            "unknown region",
+            with("/qos/allowedRegions/0", json!("moon-base-1")),
+            "/qos/allowedRegions/0",
+        ),
         ("duplicate requirement", duplicate, "/sensing/2"),
-        ("all weights zero", with("/preferences/weights", json!({"cost": 0, "latency": 0})), "/preferences/weights"),
-        ("empty regions", with("/qos/allowedRegions", json!([])), "/qos/allowedRegions"),
-        ("unknown residency", with("/qos/dataResidency", json!("Mars")), "/qos/dataResidency"),
+        (
+            "all weights zero",
+            with("/preferences/weights", json!({"cost": 0, "latency": 0})),
+            "/preferences/weights",
+        ),
+        (
+            "empty regions",
+            with("/qos/allowedRegions", json!([])),
+            "/qos/allowedRegions",
+        ),
+        (
+            "unknown residency",
+            with("/qos/dataResidency", json!("Mars")),
+            "/qos/dataResidency",
+        ),
         ("not an object", json!([1, 2, 3]), ""),
     ];
     for (what, context, pointer) in cases {
@@ -262,7 +370,11 @@ async fn bad_contexts_get_a_precise_4xx_and_nothing_is_stored() {
     let (status, answer) = t.post("/api/v1/recommendations", &impossible).await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(answer["configurations"].as_array().unwrap().is_empty());
-    assert_eq!(answer["conflict"]["constraints"], json!(["latency"]), "{answer:#}");
+    assert_eq!(
+        answer["conflict"]["constraints"],
+        json!(["latency"]),
+        "{answer:#}"
+    );
     t.shutdown.cancel();
 }
 
@@ -270,15 +382,23 @@ async fn bad_contexts_get_a_precise_4xx_and_nothing_is_stored() {
 async fn accepted_feedback_becomes_a_case_and_later_outcomes_update_it() {
     for backend in &backends().await {
         let t = spawn_app(backend).await;
-        let (_, rec) = t.post("/api/v1/recommendations", &scenario("smart-agriculture")).await;
+        let (_, rec) = t
+            .post("/api/v1/recommendations", &scenario("smart-agriculture"))
+            .await;
         let id = rec["id"].as_str().unwrap();
         let (status, problem) = t
-            .post(&format!("/api/v1/recommendations/{id}/feedback"), &json!({"status": "accepted", "configuration": 9}))
+            .post(
+                &format!("/api/v1/recommendations/{id}/feedback"),
+                &json!({"status": "accepted", "configuration": 9}),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(pointers(&problem), ["/configuration"]);
         let (status, problem) = t
-            .post(&format!("/api/v1/recommendations/{id}/feedback"), &json!({"status": "maybe"}))
+            .post(
+                &format!("/api/v1/recommendations/{id}/feedback"),
+                &json!({"status": "maybe"}),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
         let (status, after) = t
@@ -291,11 +411,19 @@ async fn accepted_feedback_becomes_a_case_and_later_outcomes_update_it() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(case["domain"], json!("agriculture"));
         let chosen = &rec["configurations"][1];
-        let bound: Vec<&str> = case["configuration"]["bindings"].as_array().unwrap().iter().map(|b| b["resource"].as_str().unwrap()).collect();
+        let bound: Vec<&str> = case["configuration"]["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["resource"].as_str().unwrap())
+            .collect();
         for b in chosen["bindings"].as_array().unwrap() {
             assert!(bound.contains(&b["resource"].as_str().unwrap()));
         }
-        assert_eq!(case["configuration"]["monthlyCost"], chosen["totals"]["monthlyCost"]);
+        assert_eq!(
+            case["configuration"]["monthlyCost"],
+            chosen["totals"]["monthlyCost"]
+        );
         // A later outcome updates the same case: a new version.
         let (status, _) = t
             .post(
@@ -309,7 +437,9 @@ async fn accepted_feedback_becomes_a_case_and_later_outcomes_update_it() {
         let (_, history) = t.get(&format!("/api/v1/cases/{case_id}/history")).await;
         assert_eq!(history.as_array().map_or(0, Vec::len), 2, "{history}");
         // The new case is retrieved for the same context next time, fully similar.
-        let (_, next) = t.post("/api/v1/recommendations", &scenario("smart-agriculture")).await;
+        let (_, next) = t
+            .post("/api/v1/recommendations", &scenario("smart-agriculture"))
+            .await;
         let retrieved = next["cases"].as_array().unwrap();
         let mine = retrieved.iter().find(|c| c["case"] == json!(case_id));
         assert!(
@@ -317,7 +447,10 @@ async fn accepted_feedback_becomes_a_case_and_later_outcomes_update_it() {
             "{retrieved:#?}"
         );
         let (status, _) = t
-            .post("/api/v1/recommendations/rec-unknown/feedback", &json!({"status": "rejected"}))
+            .post(
+                "/api/v1/recommendations/rec-unknown/feedback",
+                &json!({"status": "rejected"}),
+            )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         t.shutdown.cancel();
@@ -336,22 +469,57 @@ async fn a_rule_that_changes_a_cornerstone_case_needs_confirming_and_then_shapes
     });
     let (status, problem) = t.put("/api/v1/rules/no-polar-in-healthcare", &rule).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
-    assert!(problem["detail"].as_str().unwrap().contains("case-ward-7-vitals-2024"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("case-ward-7-vitals-2024"),
+        "{problem}"
+    );
     let (status, _) = t.get("/api/v1/rules/no-polar-in-healthcare").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a refused rule is not stored");
-    let (status, stored) = t.put("/api/v1/rules/no-polar-in-healthcare?confirm=true", &rule).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused rule is not stored"
+    );
+    let (status, stored) = t
+        .put("/api/v1/rules/no-polar-in-healthcare?confirm=true", &rule)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
     let (_, stored) = t.get("/api/v1/rules/no-polar-in-healthcare").await;
-    assert!(stored["cornerstones"].as_array().unwrap().contains(&json!("case-ward-7-vitals-2024")), "{stored}");
-    let (_, answer) = t.post("/api/v1/recommendations", &scenario("smart-healthcare")).await;
-    assert!(!answer["configurations"].as_array().unwrap().is_empty(), "{answer:#}");
+    assert!(
+        stored["cornerstones"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("case-ward-7-vitals-2024")),
+        "{stored}"
+    );
+    let (_, answer) = t
+        .post("/api/v1/recommendations", &scenario("smart-healthcare"))
+        .await;
+    assert!(
+        !answer["configurations"].as_array().unwrap().is_empty(),
+        "{answer:#}"
+    );
     for c in answer["configurations"].as_array().unwrap() {
         for b in c["bindings"].as_array().unwrap() {
             assert_ne!(b["resource"], json!("polar-h10"), "excluded by the rule");
         }
     }
-    assert!(answer["rules"].as_array().unwrap().iter().any(|r| r["rule"] == json!("no-polar-in-healthcare")));
-    assert!(answer["rejected"].as_array().unwrap().iter().any(|r| r["constraint"] == json!("rule:no-polar-in-healthcare")));
+    assert!(
+        answer["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["rule"] == json!("no-polar-in-healthcare"))
+    );
+    assert!(
+        answer["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["constraint"] == json!("rule:no-polar-in-healthcare"))
+    );
     // A refinement for ward 7 withdraws the exclusion there.
     let refinement = json!({
         "id": "polar-ok-in-ward-7", "kind": "rule", "name": "Ward 7 patients are mobile",
@@ -360,8 +528,14 @@ async fn a_rule_that_changes_a_cornerstone_case_needs_confirming_and_then_shapes
     });
     let (status, body) = t.put("/api/v1/rules/polar-ok-in-ward-7", &refinement).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, answer) = t.post("/api/v1/recommendations", &scenario("smart-healthcare")).await;
-    assert!(answer["rules"].as_array().unwrap().is_empty(), "{:#}", answer["rules"]);
+    let (_, answer) = t
+        .post("/api/v1/recommendations", &scenario("smart-healthcare"))
+        .await;
+    assert!(
+        answer["rules"].as_array().unwrap().is_empty(),
+        "{:#}",
+        answer["rules"]
+    );
     // Rules are not written in bulk or by SPARQL update, where they would skip the check.
     let response = t
         .client
@@ -383,12 +557,18 @@ async fn next_event(response: &mut reqwest::Response, name: &str, wait: Duration
     let deadline = Instant::now() + wait;
     let mut buffer = String::new();
     while Instant::now() < deadline {
-        let chunk = tokio::time::timeout(deadline - Instant::now(), response.chunk()).await.ok()?.ok()??;
+        let chunk = tokio::time::timeout(deadline - Instant::now(), response.chunk())
+            .await
+            .ok()?
+            .ok()??;
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
             if block.lines().any(|l| l == format!("event: {name}")) {
-                let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect();
                 return serde_json::from_str(&data).ok();
             }
         }
@@ -442,15 +622,27 @@ async fn a_subscription_announces_a_new_recommendation_when_live_context_breaks_
         };
         assert_eq!(edge_of(&rec), "ward-7-gw-a", "the frugal gateway first");
         let (status, body) = t
-            .post(&format!("/api/v1/recommendations/{first}/feedback"), &json!({"status": "accepted"}))
+            .post(
+                &format!("/api/v1/recommendations/{first}/feedback"),
+                &json!({"status": "accepted"}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, body) = t.put(&format!("/api/v1/recommendations/{first}/subscription"), &json!({"margin": 0.05})).await;
+        let (status, body) = t
+            .put(
+                &format!("/api/v1/recommendations/{first}/subscription"),
+                &json!({"margin": 0.05}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["subscribed"], json!(true));
         // The chosen gateway got its part of the configuration as desired configuration.
         let (_, config) = t.get("/api/v1/edge-nodes/ward-7-gw-a/config").await;
-        assert_eq!(config["desired"]["recommendation"], json!(first), "{config}");
+        assert_eq!(
+            config["desired"]["recommendation"],
+            json!(first),
+            "{config}"
+        );
         let mut events = t
             .client
             .get(format!("{}/api/v1/events", t.base))
@@ -474,8 +666,16 @@ async fn a_subscription_announces_a_new_recommendation_when_live_context_breaks_
             .expect("a recommendation event");
         assert_eq!(event["supersedes"], json!(first));
         assert_eq!(event["reason"], json!("constraintBroken"));
-        assert!(event["detail"].as_str().unwrap().contains("edgeCapacity"), "{event}");
-        let (_, next) = t.get(&format!("/api/v1/recommendations/{}", event["id"].as_str().unwrap())).await;
+        assert!(
+            event["detail"].as_str().unwrap().contains("edgeCapacity"),
+            "{event}"
+        );
+        let (_, next) = t
+            .get(&format!(
+                "/api/v1/recommendations/{}",
+                event["id"].as_str().unwrap()
+            ))
+            .await;
         assert_eq!(next["supersedes"], json!(first));
         assert_eq!(next["subscribed"], json!(true));
         assert_eq!(edge_of(&next), "ward-7-gw-b");

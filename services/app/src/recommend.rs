@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use iotcane_model::fields::field;
 use iotcane_model::{
-    BindingRole, Binding, Case, Comparator, Configuration as ModelConfiguration, Kind, Metric,
+    Binding, BindingRole, Case, Comparator, Configuration as ModelConfiguration, Kind, Metric,
     Outcome, QosRequirement, Resource, ResourceBody, ResourceId, Tenant, Violation, Violations,
 };
 use iotcane_recommender::context::Need;
-use iotcane_recommender::{AppContext, CaseIndex, ChangedCase, Knowledge, Recommendation, Settings};
+use iotcane_recommender::{
+    AppContext, CaseIndex, ChangedCase, Knowledge, Recommendation, Settings,
+};
 use iotcane_store::{
     Condition, Filter, Find, JournalEntry, Op, RecommendationRecord, StoreError, Written,
 };
@@ -81,7 +83,10 @@ impl StoredRecommendation {
     fn of(record: RecommendationRecord) -> Result<Self, AppError> {
         let stored: Value = serde_json::from_str(&record.result)
             .map_err(|e| StoreError::Corrupt(format!("recommendation {}: {e}", record.id)))?;
-        let elapsed_ms = stored.get("elapsedMs").and_then(Value::as_f64).unwrap_or(0.0);
+        let elapsed_ms = stored
+            .get("elapsedMs")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         let mut answer = stored;
         if let Some(map) = answer.as_object_mut() {
             map.remove("elapsedMs");
@@ -220,7 +225,12 @@ impl App {
         Ok(out)
     }
 
-    async fn any(&self, tenant: &Tenant, kind: Kind, filters: Vec<Filter>) -> Result<bool, AppError> {
+    async fn any(
+        &self,
+        tenant: &Tenant,
+        kind: Kind,
+        filters: Vec<Filter>,
+    ) -> Result<bool, AppError> {
         let mut find = Find::new(tenant.clone(), Some(kind));
         find.filters = filters;
         find.limit = 1;
@@ -229,7 +239,11 @@ impl App {
 
     /// The candidates of a context, retrieved from the graph; refuses contexts that name
     /// properties, sites, regions or providers the knowledge base does not know.
-    pub async fn knowledge_for(&self, tenant: &Tenant, ctx: &AppContext) -> Result<Knowledge, AppError> {
+    pub async fn knowledge_for(
+        &self,
+        tenant: &Tenant,
+        ctx: &AppContext,
+    ) -> Result<Knowledge, AppError> {
         let mut unknown = Vec::new();
         let requirements = ctx.requirements();
         let sites = ctx.sites();
@@ -237,10 +251,34 @@ impl App {
         for site in &sites {
             let site_term = vec![site.clone()];
             let link_from = vec![format!("site:{site}")];
-            if self.any(tenant, Kind::Device, vec![one_of(Kind::Device, "site", &site_term)?]).await?
-                || self.any(tenant, Kind::EdgeNode, vec![one_of(Kind::EdgeNode, "site", &site_term)?]).await?
-                || self.any(tenant, Kind::NetworkLink, vec![one_of(Kind::NetworkLink, "from", &link_from)?]).await?
-                || self.any(tenant, Kind::NetworkLink, vec![one_of(Kind::NetworkLink, "to", &link_from)?]).await?
+            if self
+                .any(
+                    tenant,
+                    Kind::Device,
+                    vec![one_of(Kind::Device, "site", &site_term)?],
+                )
+                .await?
+                || self
+                    .any(
+                        tenant,
+                        Kind::EdgeNode,
+                        vec![one_of(Kind::EdgeNode, "site", &site_term)?],
+                    )
+                    .await?
+                || self
+                    .any(
+                        tenant,
+                        Kind::NetworkLink,
+                        vec![one_of(Kind::NetworkLink, "from", &link_from)?],
+                    )
+                    .await?
+                || self
+                    .any(
+                        tenant,
+                        Kind::NetworkLink,
+                        vec![one_of(Kind::NetworkLink, "to", &link_from)?],
+                    )
+                    .await?
             {
                 known_sites.insert(site.clone());
             }
@@ -250,7 +288,10 @@ impl App {
             if !known_sites.contains(&r.site) {
                 unknown.push(Violation::new(
                     format!("{}/site", r.pointer),
-                    format!("no device, edge node or network link is known at site `{}`", r.site),
+                    format!(
+                        "no device, edge node or network link is known at site `{}`",
+                        r.site
+                    ),
                 ));
             }
             let serves = property_filter(r.need, &r.property)?;
@@ -259,7 +300,11 @@ impl App {
                     format!("{}/property", r.pointer),
                     format!(
                         "no device in the knowledge base {} `{}`",
-                        if r.need == Need::Sensing { "observes" } else { "actuates" },
+                        if r.need == Need::Sensing {
+                            "observes"
+                        } else {
+                            "actuates"
+                        },
                         r.property
                     ),
                 ));
@@ -274,7 +319,11 @@ impl App {
             }
             if ctx.use_.catalog() {
                 let mut find = Find::new(tenant.clone(), Some(Kind::Device));
-                find.filters = vec![serves, absent(Kind::Device, "site")?, absent(Kind::Device, "instanceOf")?];
+                find.filters = vec![
+                    serves,
+                    absent(Kind::Device, "site")?,
+                    absent(Kind::Device, "instanceOf")?,
+                ];
                 found.extend(self.find_resources(find).await?);
             }
             devices.push(found);
@@ -286,7 +335,11 @@ impl App {
         ] {
             for (i, value) in list.iter().flatten().enumerate() {
                 let known = self
-                    .any(tenant, Kind::CloudOffering, vec![typed_filter(Kind::CloudOffering, key, value)?])
+                    .any(
+                        tenant,
+                        Kind::CloudOffering,
+                        vec![typed_filter(Kind::CloudOffering, key, value)?],
+                    )
                     .await?;
                 if !known {
                     unknown.push(Violation::new(
@@ -304,14 +357,19 @@ impl App {
         find.filters = vec![one_of(Kind::EdgeNode, "site", &sites)?];
         edge_nodes.extend(self.find_resources(find).await?);
         let mut find = Find::new(tenant.clone(), Some(Kind::EdgeNode));
-        find.filters = vec![absent(Kind::EdgeNode, "site")?, absent(Kind::EdgeNode, "instanceOf")?];
+        find.filters = vec![
+            absent(Kind::EdgeNode, "site")?,
+            absent(Kind::EdgeNode, "instanceOf")?,
+        ];
         edge_nodes.extend(self.find_resources(find).await?);
         let mut find = Find::new(tenant.clone(), Some(Kind::CloudOffering));
         if let Some(regions) = &q.allowed_regions {
-            find.filters.push(one_of(Kind::CloudOffering, "region", regions)?);
+            find.filters
+                .push(one_of(Kind::CloudOffering, "region", regions)?);
         }
         if let Some(providers) = &q.allowed_providers {
-            find.filters.push(one_of(Kind::CloudOffering, "provider", providers)?);
+            find.filters
+                .push(one_of(Kind::CloudOffering, "provider", providers)?);
         }
         let offerings = self.find_resources(find).await?;
         let endpoints: Vec<String> = sites.iter().map(|s| format!("site:{s}")).collect();
@@ -321,7 +379,9 @@ impl App {
             find.filters = vec![one_of(Kind::NetworkLink, key, &endpoints)?];
             links.extend(self.find_resources(find).await?);
         }
-        let rules = self.find_resources(Find::new(tenant.clone(), Some(Kind::Rule))).await?;
+        let rules = self
+            .find_resources(Find::new(tenant.clone(), Some(Kind::Rule)))
+            .await?;
         Ok(Knowledge {
             devices,
             edge_nodes,
@@ -344,7 +404,9 @@ impl App {
                 }
             }
         }
-        let cases = self.find_resources(Find::new(tenant.clone(), Some(Kind::Case))).await;
+        let cases = self
+            .find_resources(Find::new(tenant.clone(), Some(Kind::Case)))
+            .await;
         let mut slots = lock(&self.recommender.cases);
         let cases = match cases {
             Ok(cases) => cases,
@@ -383,7 +445,9 @@ impl App {
         let settings = self.recommender.settings;
         let ctx_owned = ctx.clone();
         let (answer, knowledge) = tokio::task::spawn_blocking(move || {
-            let cases = index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cases = index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let answer = iotcane_recommender::recommend(&ctx_owned, &knowledge, &cases, &settings);
             (answer, knowledge)
         })
@@ -400,7 +464,8 @@ impl App {
         actor: &Actor,
     ) -> Result<StoredRecommendation, AppError> {
         let ctx = parse_context(context)?;
-        self.recommend_checked(tenant, &ctx, context, None, false, None, actor).await
+        self.recommend_checked(tenant, &ctx, context, None, false, None, actor)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -415,7 +480,8 @@ impl App {
         actor: &Actor,
     ) -> Result<StoredRecommendation, AppError> {
         let (answer, _, elapsed_ms) = self.compute_recommendation(tenant, ctx).await?;
-        let mut result = serde_json::to_value(&answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut result =
+            serde_json::to_value(&answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if let Some(map) = result.as_object_mut() {
             map.insert("elapsedMs".into(), json!(elapsed_ms));
         }
@@ -437,7 +503,11 @@ impl App {
     }
 
     /// A stored recommendation.
-    pub async fn recommendation(&self, tenant: &Tenant, id: &str) -> Result<StoredRecommendation, AppError> {
+    pub async fn recommendation(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<StoredRecommendation, AppError> {
         let record = self
             .store
             .recommendation(tenant.as_str(), id)
@@ -478,7 +548,11 @@ impl App {
         {
             return Err(Violations::one("/margin", "must be between 0 and 1").into());
         }
-        if !self.store.set_subscription(tenant.as_str(), id, on, margin).await? {
+        if !self
+            .store
+            .set_subscription(tenant.as_str(), id, on, margin)
+            .await?
+        {
             return Err(AppError::NoRecommendation(id.to_owned()));
         }
         self.recommendation(tenant, id).await
@@ -512,7 +586,10 @@ impl App {
             self.put(tenant, case.clone(), None, actor).await?;
             // The next recommendation sees the case even before the change feed does.
             if let Some(CaseSlot::Ready(index)) = lock(&self.recommender.cases).get(tenant) {
-                index.write().unwrap_or_else(std::sync::PoisonError::into_inner).upsert(&case);
+                index
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .upsert(&case);
             }
             case_id = Some(case_ref.to_string());
             if rec.case.is_none() {
@@ -535,25 +612,51 @@ impl App {
 
     /// Gives each registered device and edge node of a configuration its part as desired
     /// configuration.
-    async fn push_desired(&self, tenant: &Tenant, rec_id: &str, configuration: &Value, actor: &Actor) -> Result<(), AppError> {
-        let bindings = configuration.get("bindings").and_then(Value::as_array).cloned().unwrap_or_default();
+    async fn push_desired(
+        &self,
+        tenant: &Tenant,
+        rec_id: &str,
+        configuration: &Value,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let bindings = configuration
+            .get("bindings")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for b in bindings {
             if b.get("registered").and_then(Value::as_bool) != Some(true) {
                 continue;
             }
-            let Some(id) = b.get("resource").and_then(Value::as_str).and_then(|s| s.parse::<ResourceId>().ok()) else {
+            let Some(id) = b
+                .get("resource")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<ResourceId>().ok())
+            else {
                 continue;
             };
             let mut desired = Map::new();
             desired.insert("recommendation".into(), json!(rec_id));
-            desired.insert("rank".into(), configuration.get("rank").cloned().unwrap_or(Value::Null));
-            desired.insert("requirement".into(), b.get("requirement").cloned().unwrap_or(Value::Null));
+            desired.insert(
+                "rank".into(),
+                configuration.get("rank").cloned().unwrap_or(Value::Null),
+            );
+            desired.insert(
+                "requirement".into(),
+                b.get("requirement").cloned().unwrap_or(Value::Null),
+            );
             desired.insert("role".into(), b.get("role").cloned().unwrap_or(Value::Null));
             if let Some(p) = b.get("protocol") {
                 desired.insert("protocol".into(), p.clone());
             }
-            desired.insert("region".into(), configuration.get("region").cloned().unwrap_or(Value::Null));
-            match self.set_desired_config(tenant, &id, Some(desired), actor).await {
+            desired.insert(
+                "region".into(),
+                configuration.get("region").cloned().unwrap_or(Value::Null),
+            );
+            match self
+                .set_desired_config(tenant, &id, Some(desired), actor)
+                .await
+            {
                 Ok(_) => {}
                 // Removed since the recommendation was made: nothing to configure.
                 Err(AppError::Store(StoreError::NotFound { .. })) => {}
@@ -564,13 +667,24 @@ impl App {
     }
 
     /// The cornerstone cases a rule would change, given the tenant's other rules.
-    pub async fn rule_changes(&self, tenant: &Tenant, rule: &Resource) -> Result<Vec<ChangedCase>, AppError> {
-        let existing = self.find_resources(Find::new(tenant.clone(), Some(Kind::Rule))).await?;
-        let cases = self.find_resources(Find::new(tenant.clone(), Some(Kind::Case))).await?;
+    pub async fn rule_changes(
+        &self,
+        tenant: &Tenant,
+        rule: &Resource,
+    ) -> Result<Vec<ChangedCase>, AppError> {
+        let existing = self
+            .find_resources(Find::new(tenant.clone(), Some(Kind::Rule)))
+            .await?;
+        let cases = self
+            .find_resources(Find::new(tenant.clone(), Some(Kind::Case)))
+            .await?;
         let store = self.store.clone();
         let tenant = tenant.clone();
-        let resolve = move |id: &ResourceId| store.get(&tenant, id).ok().flatten().map(|s| s.resource);
-        Ok(iotcane_recommender::rules::changed_cases(rule, &existing, &cases, &resolve))
+        let resolve =
+            move |id: &ResourceId| store.get(&tenant, id).ok().flatten().map(|s| s.resource);
+        Ok(iotcane_recommender::rules::changed_cases(
+            rule, &existing, &cases, &resolve,
+        ))
     }
 
     /// Writes a rule, checked against the cornerstone cases: one that would change a
@@ -658,7 +772,9 @@ impl App {
             match slots.get_mut(&tenant) {
                 Some(CaseSlot::Loading(pending)) => pending.push(entry.clone()),
                 Some(CaseSlot::Ready(index)) => {
-                    let mut index = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut index = index
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     apply_case_entry(&mut index, entry);
                 }
                 None => {}
@@ -669,7 +785,10 @@ impl App {
     }
 
     /// Re-evaluates a tenant's subscribed recommendations; returns the events sent.
-    pub async fn reevaluate(&self, tenant: &Tenant) -> Result<Vec<Arc<RecommendationEvent>>, AppError> {
+    pub async fn reevaluate(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Vec<Arc<RecommendationEvent>>, AppError> {
         let subscribed: Vec<RecommendationRecord> = self
             .store
             .subscribed_recommendations()
@@ -697,24 +816,34 @@ impl App {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|b| Some((b.get("requirement")?.as_str()?.to_owned(), b.get("resource")?.as_str()?.to_owned())))
+                .filter_map(|b| {
+                    Some((
+                        b.get("requirement")?.as_str()?.to_owned(),
+                        b.get("resource")?.as_str()?.to_owned(),
+                    ))
+                })
                 .collect();
             let old_objective = best.get("objective").and_then(Value::as_f64);
             let index = self.case_index(tenant).await?;
             let assessment = {
-                let cases = index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let cases = index
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 iotcane_recommender::assess(&ctx, &knowledge, &cases, &bindings)
             };
             let new_best = answer.configurations.first().map(|c| c.objective);
             let margin = record.margin.unwrap_or(DEFAULT_MARGIN);
             let (reason, detail) = if !assessment.valid {
                 ("constraintBroken", assessment.detail.clone())
-            } else if let (Some(new), Some(old)) = (new_best, assessment.objective.or(old_objective))
+            } else if let (Some(new), Some(old)) =
+                (new_best, assessment.objective.or(old_objective))
                 && new < old - margin
             {
                 (
                     "betterFound",
-                    format!("a configuration with objective {new:.4} beats the current {old:.4} by more than {margin}"),
+                    format!(
+                        "a configuration with objective {new:.4} beats the current {old:.4} by more than {margin}"
+                    ),
                 )
             } else {
                 continue;
@@ -724,9 +853,19 @@ impl App {
                 source: iotcane_store::ChangeSource::Http,
             };
             let next = self
-                .recommend_checked(tenant, &ctx, &context, Some(record.id.clone()), true, record.margin, &actor)
+                .recommend_checked(
+                    tenant,
+                    &ctx,
+                    &context,
+                    Some(record.id.clone()),
+                    true,
+                    record.margin,
+                    &actor,
+                )
                 .await?;
-            self.store.set_subscription(tenant.as_str(), &record.id, false, None).await?;
+            self.store
+                .set_subscription(tenant.as_str(), &record.id, false, None)
+                .await?;
             // An accepted recommendation stays accepted along its successors.
             if let (Some(feedback), Some(case)) = (&record.feedback, &record.case_id) {
                 self.store
@@ -762,7 +901,9 @@ fn apply_case_entry(index: &mut CaseIndex, entry: &JournalEntry) {
         (Op::Delete, _) | (_, None) => index.remove(&id),
         (_, Some(body)) => match iotcane_store::decode_body(entry.seq, body) {
             Ok(resource) => index.upsert(&resource),
-            Err(e) => tracing::warn!(seq = entry.seq, error = %e, "case in the journal is unreadable"),
+            Err(e) => {
+                tracing::warn!(seq = entry.seq, error = %e, "case in the journal is unreadable")
+            }
         },
     }
 }
@@ -777,7 +918,11 @@ fn case_of(
 ) -> Result<Resource, AppError> {
     let _ = tenant;
     let ctx = rec.context.as_object().cloned().unwrap_or_default();
-    let domain = ctx.get("domain").and_then(Value::as_str).unwrap_or("general").to_owned();
+    let domain = ctx
+        .get("domain")
+        .and_then(Value::as_str)
+        .unwrap_or("general")
+        .to_owned();
     let bindings = chosen
         .get("bindings")
         .and_then(Value::as_array)
@@ -798,17 +943,37 @@ fn case_of(
     let limit = |key: &str| qos.and_then(|q| q.get(key)).and_then(Value::as_f64);
     let mut requirements = Vec::new();
     if let Some(v) = limit("maxLatencyMs") {
-        requirements.push(QosRequirement { metric: Metric::Latency, comparator: Comparator::Le, value: v, unit: Some("ms".into()) });
+        requirements.push(QosRequirement {
+            metric: Metric::Latency,
+            comparator: Comparator::Le,
+            value: v,
+            unit: Some("ms".into()),
+        });
     }
     if let Some(v) = limit("minAvailability") {
-        requirements.push(QosRequirement { metric: Metric::Availability, comparator: Comparator::Ge, value: v, unit: None });
+        requirements.push(QosRequirement {
+            metric: Metric::Availability,
+            comparator: Comparator::Ge,
+            value: v,
+            unit: None,
+        });
     }
     if let Some(v) = limit("maxMonthlyCost") {
-        let currency = qos.and_then(|q| q.get("currency")).and_then(Value::as_str).unwrap_or("USD");
-        requirements.push(QosRequirement { metric: Metric::MonthlyCost, comparator: Comparator::Le, value: v, unit: Some(format!("{currency}/month")) });
+        let currency = qos
+            .and_then(|q| q.get("currency"))
+            .and_then(Value::as_str)
+            .unwrap_or("USD");
+        requirements.push(QosRequirement {
+            metric: Metric::MonthlyCost,
+            comparator: Comparator::Le,
+            value: v,
+            unit: Some(format!("{currency}/month")),
+        });
     }
     let mut resource = Resource {
-        id: format!("case-{rec_id}").parse().map_err(|e: iotcane_model::IdError| StoreError::Corrupt(e.to_string()))?,
+        id: format!("case-{rec_id}")
+            .parse()
+            .map_err(|e: iotcane_model::IdError| StoreError::Corrupt(e.to_string()))?,
         name: format!(
             "{} (accepted recommendation {rec_id}, rank {})",
             ctx.get("name").and_then(Value::as_str).unwrap_or(&domain),

@@ -274,7 +274,9 @@ impl From<AppError> for ApiError {
         match e {
             AppError::Invalid(v) => ApiError::Invalid(v),
             AppError::Store(s) => s.into(),
-            AppError::NoRecommendation(id) => ApiError::NotFound(format!("no recommendation `{id}`")),
+            AppError::NoRecommendation(id) => {
+                ApiError::NotFound(format!("no recommendation `{id}`"))
+            }
             AppError::RuleChangesCases(cases) => ApiError::Conflict(format!(
                 "the rule would change the conclusion of cornerstone case(s): {}; repeat with `?confirm=true` to store it with them as cornerstones",
                 cases

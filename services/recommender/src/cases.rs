@@ -157,7 +157,9 @@ impl CaseIndex {
 
     /// The features of a query context; words no case has match nothing.
     pub fn query_features(&self, context: &Value) -> Features {
-        extract(context, &mut |text| self.words.get(text).copied().unwrap_or(u32::MAX))
+        extract(context, &mut |text| {
+            self.words.get(text).copied().unwrap_or(u32::MAX)
+        })
     }
 
     /// The `k` most similar cases with at least [`MIN_SIMILARITY`], most similar first;
@@ -210,8 +212,14 @@ fn extract(context: &Value, word: &mut dyn FnMut(&str) -> u32) -> Features {
             .map(str::to_owned)
             .collect()
     };
-    let mut properties: Vec<u32> = texts("property").iter().map(|t| word(&format!("p:{t}"))).collect();
-    let mut sites: Vec<u32> = texts("site").iter().map(|t| word(&format!("s:{t}"))).collect();
+    let mut properties: Vec<u32> = texts("property")
+        .iter()
+        .map(|t| word(&format!("p:{t}")))
+        .collect();
+    let mut sites: Vec<u32> = texts("site")
+        .iter()
+        .map(|t| word(&format!("s:{t}")))
+        .collect();
     let mut protocols: Vec<u32> = requirements
         .iter()
         .filter_map(|r| r.get("protocols").and_then(Value::as_array))
@@ -302,7 +310,11 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
         (None, None) => 1.0,
         (Some(a), Some(b)) => {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            if hi <= 0.0 { 1.0 } else { (lo / hi).clamp(0.0, 1.0) }
+            if hi <= 0.0 {
+                1.0
+            } else {
+                (lo / hi).clamp(0.0, 1.0)
+            }
         }
         _ => 0.0,
     }

@@ -330,7 +330,12 @@ impl AppContext {
             }
         }
         if let Some(p) = &self.processing {
-            bounded(&mut out, "/processing/messagesPerSecond", p.messages_per_second, MAX_MESSAGES_PER_SECOND);
+            bounded(
+                &mut out,
+                "/processing/messagesPerSecond",
+                p.messages_per_second,
+                MAX_MESSAGES_PER_SECOND,
+            );
             bounded(&mut out, "/processing/cpuCores", p.cpu_cores, MAX_CPU_CORES);
             bounded(&mut out, "/processing/memoryMb", p.memory_mb, MAX_MEMORY_MB);
         }
@@ -341,16 +346,25 @@ impl AppContext {
         if let Some(latency) = q.max_latency_ms
             && !(latency.is_finite() && latency > 0.0)
         {
-            out.push(Violation::new("/qos/maxLatencyMs", "must be a positive number of milliseconds"));
+            out.push(Violation::new(
+                "/qos/maxLatencyMs",
+                "must be a positive number of milliseconds",
+            ));
         }
         if let Some(a) = q.min_availability
             && !(a > 0.0 && a <= 1.0)
         {
-            out.push(Violation::new("/qos/minAvailability", "must be a fraction in (0, 1]"));
+            out.push(Violation::new(
+                "/qos/minAvailability",
+                "must be a fraction in (0, 1]",
+            ));
         }
         if let Some(cost) = q.max_monthly_cost {
             if !(cost.is_finite() && cost >= 0.0) {
-                out.push(Violation::new("/qos/maxMonthlyCost", "must be a non-negative amount"));
+                out.push(Violation::new(
+                    "/qos/maxMonthlyCost",
+                    "must be a non-negative amount",
+                ));
             }
             if q.currency.is_none() {
                 out.push(Violation::new(
@@ -416,7 +430,10 @@ fn bounded(out: &mut Vec<Violation>, pointer: &str, value: Option<f64>, max: f64
     if let Some(v) = value
         && !(v.is_finite() && (0.0..=max).contains(&v))
     {
-        out.push(Violation::new(pointer, format!("must be between 0 and {max}")));
+        out.push(Violation::new(
+            pointer,
+            format!("must be between 0 and {max}"),
+        ));
     }
 }
 
@@ -464,7 +481,10 @@ mod tests {
             "/qos/dataResidency",
             "/preferences/weights",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
         }
     }
 }

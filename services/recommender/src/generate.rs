@@ -24,7 +24,7 @@ use crate::context::{
     SensingRequirement, Storage, Use, Weights,
 };
 use crate::model::{hop_latency_ms, jurisdiction_of_residency, region_within};
-use crate::{CaseIndex, Configuration, Knowledge, search_space};
+use crate::{CaseIndex, Configuration, Knowledge, Settings, recommend, search_space};
 
 /// A splitmix64 generator: tiny, fast, and good enough for test data.
 #[derive(Debug, Clone)]
@@ -130,16 +130,16 @@ fn params(size: Size) -> Params {
     match size {
         Size::Small => Params {
             requirements: (1, 4),
-            devices: (1, 4),
-            edges: (1, 3),
+            devices: (2, 5),
+            edges: (2, 4),
             regions: (1, 3),
-            per_role: (1, 2),
+            per_role: (1, 3),
             count: (1, 10),
         },
         Size::Large => Params {
             requirements: (3, 4),
-            devices: (8, 16),
-            edges: (4, 9),
+            devices: (10, 24),
+            edges: (5, 12),
             regions: (3, 6),
             per_role: (1, 3),
             count: (1, 30),
@@ -147,7 +147,14 @@ fn params(size: Size) -> Params {
     }
 }
 
-const SITES: [&str; 6] = ["site-a", "site-b", "plant-3", "ward-7", "farm-north", "depot"];
+const SITES: [&str; 6] = [
+    "site-a",
+    "site-b",
+    "plant-3",
+    "ward-7",
+    "farm-north",
+    "depot",
+];
 const SENSED: [&str; 10] = [
     "temperature",
     "humidity",
@@ -172,10 +179,28 @@ const DEVICE_PROTOCOLS: [Protocol; 9] = [
     Protocol::Thread,
     Protocol::Rs485,
 ];
-const UPLINK_PROTOCOLS: [Protocol; 4] =
-    [Protocol::Mqtt, Protocol::Http, Protocol::Amqp, Protocol::Coap];
+/// Device protocols drawn more often.
+const COMMON_PROTOCOLS: [Protocol; 4] = [
+    Protocol::Ble,
+    Protocol::Wifi,
+    Protocol::Zigbee,
+    Protocol::Modbus,
+];
+const UPLINK_PROTOCOLS: [Protocol; 4] = [
+    Protocol::Mqtt,
+    Protocol::Http,
+    Protocol::Amqp,
+    Protocol::Coap,
+];
 const VENDORS: [&str; 8] = [
-    "Acme", "Bosch", "Siemens", "Milesight", "Dragino", "Sensirion", "Advantech", "Raspberry",
+    "Acme",
+    "Bosch",
+    "Siemens",
+    "Milesight",
+    "Dragino",
+    "Sensirion",
+    "Advantech",
+    "Raspberry",
 ];
 const DOMAINS: [&str; 6] = [
     "agriculture",
@@ -199,6 +224,18 @@ const REGIONS: [(&str, &str); 10] = [
     ("gcp", "asia-southeast1"),
 ];
 
+/// Protocols towards the cloud: MQTT most often, and now and then another.
+fn uplinks(rng: &mut Rng) -> Vec<Protocol> {
+    let mut out: BTreeSet<Protocol> = BTreeSet::new();
+    if rng.chance(0.8) {
+        out.insert(Protocol::Mqtt);
+    }
+    if out.is_empty() || rng.chance(0.4) {
+        out.insert(*rng.pick(&UPLINK_PROTOCOLS));
+    }
+    out.into_iter().collect()
+}
+
 fn protocol_names(protocols: &[Protocol]) -> Vec<&'static str> {
     protocols.iter().map(|p| p.as_str()).collect()
 }
@@ -218,17 +255,73 @@ pub fn instance(seed: u64, size: Size) -> (AppContext, Knowledge) {
     let mut last = None;
     for attempt in 0..64 {
         let mut rng = Rng::stream(seed, attempt);
-        let (ctx, mut knowledge) = draw(&mut rng, size);
+        let (mut ctx, mut knowledge) = draw(&mut rng, size);
         let mut space = search_space(&ctx, &knowledge);
         while space > hi && trim(&mut rng, &mut knowledge) {
             space = search_space(&ctx, &knowledge);
         }
         if (lo..=hi).contains(&space) {
+            if rng.chance(0.6) {
+                tighten(&mut rng, &mut ctx, &knowledge);
+            }
             return (ctx, knowledge);
         }
         last = Some((ctx, knowledge));
     }
     last.unwrap_or_else(|| draw(&mut Rng::new(seed), size))
+}
+
+/// Tightens some limits between the best configuration without limits and the best
+/// value any configuration reaches on that criterion alone, so they bind: the solver has
+/// to trade the criteria off across slots instead of taking each slot's best on its own.
+fn tighten(rng: &mut Rng, ctx: &mut AppContext, knowledge: &Knowledge) {
+    let mut loose = ctx.clone();
+    loose.qos.max_latency_ms = None;
+    loose.qos.min_availability = None;
+    loose.qos.max_monthly_cost = None;
+    let settings = Settings {
+        exact_limit: 0.0,
+        node_budget: 20_000,
+        heuristic_passes: 10,
+    };
+    let best_with = |weights: Option<Weights>| {
+        let mut c = loose.clone();
+        if weights.is_some() {
+            c.preferences.weights = weights;
+        }
+        let answer = recommend(&c, knowledge, &CaseIndex::new(), &settings);
+        answer.configurations.first().map(|c| c.totals.clone())
+    };
+    let only = |cost, latency, availability| Weights {
+        cost,
+        latency,
+        energy: 0.0,
+        availability,
+    };
+    let Some(best) = best_with(None) else {
+        return;
+    };
+    let between = |rng: &mut Rng, from: f64, to: f64| from + (to - from) * rng.uniform(0.2, 0.9);
+    let q = &mut ctx.qos;
+    if rng.chance(0.5)
+        && let Some(t) = best_with(Some(only(0.0, 1.0, 0.0)))
+        && t.latency_ms < best.latency_ms
+    {
+        q.max_latency_ms = Some(round(between(rng, best.latency_ms, t.latency_ms), 3));
+    }
+    if rng.chance(0.5)
+        && let Some(t) = best_with(Some(only(0.0, 0.0, 1.0)))
+        && t.availability > best.availability
+    {
+        q.min_availability = Some(round(between(rng, best.availability, t.availability), 7));
+    }
+    if rng.chance(0.5)
+        && let Some(t) = best_with(Some(only(1.0, 0.0, 0.0)))
+        && t.monthly_cost < best.monthly_cost
+    {
+        q.max_monthly_cost = Some(round(between(rng, best.monthly_cost, t.monthly_cost), 2));
+        q.currency = Some("USD".to_owned());
+    }
 }
 
 /// Removes one candidate from the longest list; `false` when every list is down to one.
@@ -240,7 +333,9 @@ fn trim(rng: &mut Rng, k: &mut Knowledge) -> bool {
     if longest <= 1 {
         return false;
     }
-    let candidates: Vec<usize> = (0..lists.len()).filter(|&i| lists[i].len() == longest).collect();
+    let candidates: Vec<usize> = (0..lists.len())
+        .filter(|&i| lists[i].len() == longest)
+        .collect();
     let list = &mut lists[*rng.pick(&candidates)];
     let at = rng.below(list.len());
     list.remove(at);
@@ -271,9 +366,21 @@ fn draw(rng: &mut Rng, size: Size) -> (AppContext, Knowledge) {
     let mut actuation = Vec::new();
     let mut keys: BTreeSet<(Need, &str, String)> = BTreeSet::new();
     for i in 0..n {
-        let site = if i < sites.len() { sites[i].clone() } else { rng.pick(&sites).clone() };
-        let need = if rng.chance(0.75) { Need::Sensing } else { Need::Actuation };
-        let pool: &[&'static str] = if need == Need::Sensing { &SENSED } else { &ACTUATED };
+        let site = if i < sites.len() {
+            sites[i].clone()
+        } else {
+            rng.pick(&sites).clone()
+        };
+        let need = if rng.chance(0.75) {
+            Need::Sensing
+        } else {
+            Need::Actuation
+        };
+        let pool: &[&'static str] = if need == Need::Sensing {
+            &SENSED
+        } else {
+            &ACTUATED
+        };
         let Some(property) = (0..10)
             .map(|_| *rng.pick(pool))
             .find(|p| !keys.contains(&(need, *p, site.clone())))
@@ -306,16 +413,24 @@ fn draw(rng: &mut Rng, size: Size) -> (AppContext, Knowledge) {
     }
 
     let processing = rng.chance(0.6).then(|| Processing {
-        mode: *rng.pick(&[None, Some(ProcessingMode::Stream), Some(ProcessingMode::Batch)]),
+        mode: *rng.pick(&[
+            None,
+            Some(ProcessingMode::Stream),
+            Some(ProcessingMode::Batch),
+        ]),
         messages_per_second: rng.chance(0.3).then(|| round(rng.uniform(1.0, 200.0), 1)),
         cpu_cores: Some(round(rng.uniform(0.25, 4.0), 2)),
-        memory_mb: rng.chance(0.8).then(|| *rng.pick(&[256.0, 512.0, 1024.0, 2048.0, 4096.0])),
+        memory_mb: rng
+            .chance(0.8)
+            .then(|| *rng.pick(&[256.0, 512.0, 1024.0, 2048.0, 4096.0])),
     });
     let storage = rng.chance(0.6).then(|| Storage {
         volume_gb: Some(round(rng.uniform(5.0, 500.0), 0)),
         retention_days: Some(rng.range((30, 365)) as u32),
     });
-    let budget = rng.chance(0.5).then(|| round(rng.uniform(50.0, 1500.0), 0));
+    let budget = rng
+        .chance(0.5)
+        .then(|| round(rng.uniform(300.0, 3000.0), 0));
     let region_names: Vec<String> = regions.iter().map(|r| r.1.to_owned()).collect();
     let providers: Vec<String> = regions
         .iter()
@@ -324,16 +439,14 @@ fn draw(rng: &mut Rng, size: Size) -> (AppContext, Knowledge) {
         .into_iter()
         .collect();
     let qos = Qos {
-        max_latency_ms: rng.chance(0.7).then(|| {
-            if rng.chance(0.25) {
-                round(rng.uniform(60.0, 250.0), 0)
+        max_latency_ms: rng.chance(0.6).then(|| {
+            if rng.chance(0.15) {
+                round(rng.uniform(100.0, 500.0), 0)
             } else {
-                round(rng.uniform(300.0, 5000.0), 0)
+                round(rng.uniform(2000.0, 5000.0), 0)
             }
         }),
-        min_availability: rng
-            .chance(0.5)
-            .then(|| *rng.pick(&[0.9, 0.95, 0.97, 0.98, 0.99])),
+        min_availability: rng.chance(0.5).then(|| *rng.pick(&[0.9, 0.95, 0.96, 0.97])),
         max_monthly_cost: budget,
         currency: (budget.is_some() || rng.chance(0.5)).then(|| "USD".to_owned()),
         allowed_regions: rng.chance(0.25).then(|| {
@@ -402,34 +515,54 @@ fn knowledge_for(
     regions: &[(&str, &str)],
 ) -> Knowledge {
     let requirements = ctx.requirements();
-    let wanted: Vec<Protocol> = requirements
+    // Protocols for a device or an edge: most often one the requirements allow, the
+    // rest drawn with the common radios and buses likelier.
+    let some_protocols = |rng: &mut Rng, wanted: &[Protocol], k: usize| -> Vec<Protocol> {
+        let mut out: BTreeSet<Protocol> = BTreeSet::new();
+        if !wanted.is_empty() && rng.chance(0.85) {
+            out.insert(*rng.pick(wanted));
+        }
+        while out.len() < k {
+            out.insert(if rng.chance(0.5) {
+                *rng.pick(&COMMON_PROTOCOLS)
+            } else {
+                *rng.pick(&DEVICE_PROTOCOLS)
+            });
+        }
+        out.into_iter().collect()
+    };
+    let all_wanted: Vec<Protocol> = requirements
         .iter()
         .flat_map(|r| r.protocols.iter().copied())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    // Protocols for a device or an edge: some of those the requirements allow, some any.
-    let some_protocols = |rng: &mut Rng, k: usize| -> Vec<Protocol> {
-        let mut out: BTreeSet<Protocol> = BTreeSet::new();
-        if !wanted.is_empty() && rng.chance(0.7) {
-            out.insert(*rng.pick(&wanted));
-        }
-        out.extend(rng.subset(&DEVICE_PROTOCOLS, k));
-        out.into_iter().collect()
-    };
 
     // Catalog devices, per distinct (need, property).
     let mut catalog: Vec<Resource> = Vec::new();
-    let needs: BTreeSet<(Need, String)> =
-        requirements.iter().map(|r| (r.need, r.property.clone())).collect();
+    let needs: BTreeSet<(Need, String)> = requirements
+        .iter()
+        .map(|r| (r.need, r.property.clone()))
+        .collect();
     for (need, property) in &needs {
+        let wanted: Vec<Protocol> = requirements
+            .iter()
+            .filter(|r| r.need == *need && r.property == *property)
+            .flat_map(|r| r.protocols.iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for _ in 0..rng.range(p.devices) {
             let id = format!("dev-{}", catalog.len());
             let k = rng.range((1, 3));
-            let protocols = some_protocols(rng, k);
+            let protocols = some_protocols(rng, &wanted, k);
             let mut properties = vec![property.clone()];
             if rng.chance(0.2) {
-                let pool: &[&str] = if *need == Need::Sensing { &SENSED } else { &ACTUATED };
+                let pool: &[&str] = if *need == Need::Sensing {
+                    &SENSED
+                } else {
+                    &ACTUATED
+                };
                 properties.push(rng.pick(pool).to_string());
             }
             let mut body = json!({
@@ -442,7 +575,11 @@ fn knowledge_for(
                 "currency": if rng.chance(0.05) { "EUR" } else { "USD" },
                 "powerW": round(rng.uniform(0.01, 3.0), 3),
             });
-            let key = if *need == Need::Sensing { "observes" } else { "actuates" };
+            let key = if *need == Need::Sensing {
+                "observes"
+            } else {
+                "actuates"
+            };
             body[key] = json!(properties);
             if *need == Need::Sensing && rng.chance(0.85) {
                 body["samplingRateHz"] = json!(round(rng.uniform(0.1, 10.0), 2));
@@ -464,8 +601,10 @@ fn knowledge_for(
             if r.count > 6 || !rng.chance(0.35) {
                 continue;
             }
-            let models: Vec<&Resource> =
-                catalog.iter().filter(|d| serves(d, r.need, &r.property)).collect();
+            let models: Vec<&Resource> = catalog
+                .iter()
+                .filter(|d| serves(d, r.need, &r.property))
+                .collect();
             if models.is_empty() {
                 continue;
             }
@@ -484,7 +623,11 @@ fn knowledge_for(
                     "instanceOf": model.id.as_str(),
                     "live": {"status": if rng.chance(0.85) { "online" } else { "offline" }},
                 });
-                let key = if r.need == Need::Sensing { "observes" } else { "actuates" };
+                let key = if r.need == Need::Sensing {
+                    "observes"
+                } else {
+                    "actuates"
+                };
                 body[key] = json!([r.property]);
                 if let Some(hz) = d.sampling_rate_hz {
                     body["samplingRateHz"] = json!(hz);
@@ -519,10 +662,9 @@ fn knowledge_for(
     // Edge types and registered edge nodes.
     let mut edge_nodes = Vec::new();
     let edge_body = |rng: &mut Rng, id: &str| -> Value {
-        let k = rng.range((2, 5));
-        let south = some_protocols(rng, k);
-        let k = rng.range((1, 2));
-        let north = rng.subset(&UPLINK_PROTOCOLS, k);
+        let k = rng.range((3, 6));
+        let south = some_protocols(rng, &all_wanted, k);
+        let north = uplinks(rng);
         let mut body = json!({
             "id": id,
             "kind": "edgeNode",
@@ -586,8 +728,7 @@ fn knowledge_for(
             let protocols: Vec<&str> = if rng.chance(0.2) {
                 Vec::new()
             } else {
-                let k = rng.range((1, 2));
-                protocol_names(&rng.subset(&UPLINK_PROTOCOLS, k))
+                protocol_names(&uplinks(rng))
             };
             let mut fields = json!({
                 "pricePerMonth": round(rng.uniform(5.0, 150.0), 2),
@@ -596,8 +737,11 @@ fn knowledge_for(
             if rng.chance(0.9) {
                 fields["throughputMsgs"] = json!(round(rng.uniform(10.0, 1000.0), 0));
             }
-            let (short, kind) =
-                if rng.chance(0.7) { ("mqtt", "managedMqtt") } else { ("stream", "streamProcessing") };
+            let (short, kind) = if rng.chance(0.7) {
+                ("mqtt", "managedMqtt")
+            } else {
+                ("stream", "streamProcessing")
+            };
             offer(rng, short, kind, fields);
         }
         for _ in 0..rng.range(p.per_role) {
@@ -632,7 +776,10 @@ fn knowledge_for(
             if rng.chance(0.07) {
                 continue;
             }
-            let (a, b) = (format!("site:{site}"), format!("region:{provider}/{region}"));
+            let (a, b) = (
+                format!("site:{site}"),
+                format!("region:{provider}/{region}"),
+            );
             let (from, to) = if rng.chance(0.8) { (a, b) } else { (b, a) };
             let id = format!("link-{site}--{provider}-{region}");
             let mut body = json!({
@@ -649,7 +796,13 @@ fn knowledge_for(
             links.push(resource(body));
         }
     }
-    Knowledge { devices, edge_nodes, offerings, links, rules: Vec::new() }
+    Knowledge {
+        devices,
+        edge_nodes,
+        offerings,
+        links,
+        rules: Vec::new(),
+    }
 }
 
 /// Past cases similar to an instance's context, binding some of its candidates, so the
@@ -750,7 +903,7 @@ fn prototype(seed: u64, cluster: usize) -> Prototype {
         .collect();
     let k = rng.range((1, 2));
     Prototype {
-        domain: *rng.pick(&DOMAINS),
+        domain: DOMAINS[rng.below(DOMAINS.len())],
         requirements,
         latency_ms: *rng.pick(&[100.0, 200.0, 500.0, 1000.0, 5000.0]),
         availability: *rng.pick(&AVAILABILITIES),
@@ -763,11 +916,11 @@ fn prototype(seed: u64, cluster: usize) -> Prototype {
 /// now and then another domain.
 fn perturb(p: &Prototype, rng: &mut Rng) -> Value {
     let mut requirements = p.requirements.clone();
-    if requirements.len() > 1 && rng.chance(0.25) {
+    if requirements.len() > 1 && rng.chance(0.4) {
         let at = rng.below(requirements.len());
         requirements.remove(at);
     }
-    if rng.chance(0.25) {
+    if rng.chance(0.4) {
         let site = requirements.first().map_or("site-a", |r| r.1);
         let k = rng.range((1, 2));
         requirements.push((
@@ -778,7 +931,7 @@ fn perturb(p: &Prototype, rng: &mut Rng) -> Value {
             0.1,
         ));
     }
-    if rng.chance(0.15) {
+    if rng.chance(0.3) {
         let from = rng.pick(&requirements).1;
         let to = *rng.pick(&SITES);
         for r in &mut requirements {
@@ -787,7 +940,7 @@ fn perturb(p: &Prototype, rng: &mut Rng) -> Value {
             }
         }
     }
-    if rng.chance(0.15) {
+    if rng.chance(0.3) {
         let at = rng.below(requirements.len());
         let k = rng.range((1, 2));
         requirements[at].2 = rng.subset(&DEVICE_PROTOCOLS, k);
@@ -808,18 +961,32 @@ fn perturb(p: &Prototype, rng: &mut Rng) -> Value {
         .collect();
     let mut qos = Map::new();
     if rng.chance(0.9) {
-        qos.insert("maxLatencyMs".into(), json!(round(p.latency_ms * rng.uniform(0.7, 1.3), 0)));
+        qos.insert(
+            "maxLatencyMs".into(),
+            json!(round(p.latency_ms * rng.uniform(0.7, 1.3), 0)),
+        );
     }
-    let availability = if rng.chance(0.2) { *rng.pick(&AVAILABILITIES) } else { p.availability };
+    let availability = if rng.chance(0.2) {
+        *rng.pick(&AVAILABILITIES)
+    } else {
+        p.availability
+    };
     qos.insert("minAvailability".into(), json!(availability));
     if rng.chance(0.9) {
-        qos.insert("maxMonthlyCost".into(), json!(round(p.budget * rng.uniform(0.6, 1.5), 0)));
+        qos.insert(
+            "maxMonthlyCost".into(),
+            json!(round(p.budget * rng.uniform(0.6, 1.5), 0)),
+        );
         qos.insert("currency".into(), json!("USD"));
     }
     if rng.chance(0.85) {
         qos.insert("allowedRegions".into(), json!(p.regions));
     }
-    let domain = if rng.chance(0.05) { *rng.pick(&DOMAINS) } else { p.domain };
+    let domain = if rng.chance(0.1) {
+        *rng.pick(&DOMAINS)
+    } else {
+        p.domain
+    };
     json!({"domain": domain, "sensing": sensing, "qos": qos})
 }
 
@@ -867,7 +1034,10 @@ pub fn query_for(seed: u64, cluster: usize, nth: usize) -> Value {
 pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<String> {
     let mut out = Vec::new();
     for r in c.constraints.iter().filter(|r| !r.satisfied) {
-        out.push(format!("constraint {} ({}) is reported broken", r.name, r.subject));
+        out.push(format!(
+            "constraint {} ({}) is reported broken",
+            r.name, r.subject
+        ));
     }
     let bindings = |role: BindingRole| c.bindings.iter().filter(move |b| b.binding.role == role);
     let currency = ctx.currency();
@@ -888,26 +1058,53 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
             .find(|r| r.id.as_str() == b.resource)
             .map(|r| &r.body)
         else {
-            out.push(format!("{}: {} is no cloud offering of the knowledge", b.requirement, b.resource));
+            out.push(format!(
+                "{}: {} is no cloud offering of the knowledge",
+                b.requirement, b.resource
+            ));
             continue;
         };
         roles.insert(b.requirement.clone());
         if format!("{}/{}", o.provider, o.region) != c.region {
-            out.push(format!("{}: {} is in {}/{}, not {}", b.requirement, b.resource, o.provider, o.region, c.region));
+            out.push(format!(
+                "{}: {} is in {}/{}, not {}",
+                b.requirement, b.resource, o.provider, o.region, c.region
+            ));
         }
-        if q.allowed_regions.as_ref().is_some_and(|a| !a.contains(&o.region)) {
-            out.push(format!("{}: region {} is not allowed", b.requirement, o.region));
+        if q.allowed_regions
+            .as_ref()
+            .is_some_and(|a| !a.contains(&o.region))
+        {
+            out.push(format!(
+                "{}: region {} is not allowed",
+                b.requirement, o.region
+            ));
         }
-        if q.allowed_providers.as_ref().is_some_and(|a| !a.contains(&o.provider)) {
-            out.push(format!("{}: provider {} is not allowed", b.requirement, o.provider));
+        if q.allowed_providers
+            .as_ref()
+            .is_some_and(|a| !a.contains(&o.provider))
+        {
+            out.push(format!(
+                "{}: provider {} is not allowed",
+                b.requirement, o.provider
+            ));
         }
-        if let Some(j) = q.data_residency.as_deref().and_then(jurisdiction_of_residency)
+        if let Some(j) = q
+            .data_residency
+            .as_deref()
+            .and_then(jurisdiction_of_residency)
             && !region_within(&o.region, j)
         {
-            out.push(format!("{}: region {} is outside {j}", b.requirement, o.region));
+            out.push(format!(
+                "{}: region {} is outside {j}",
+                b.requirement, o.region
+            ));
         }
         if o.currency != currency {
-            out.push(format!("{}: priced in {}, the context in {currency}", b.requirement, o.currency));
+            out.push(format!(
+                "{}: priced in {}, the context in {currency}",
+                b.requirement, o.currency
+            ));
         }
         monthly += o.price_per_month * f64::from(b.quantity);
         match b.requirement.as_str() {
@@ -923,9 +1120,16 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
     if !roles.contains("ingest") {
         out.push("no ingest offering".into());
     }
-    let wants_storage = ctx.storage.as_ref().and_then(|s| s.volume_gb).is_some_and(|v| v > 0.0);
+    let wants_storage = ctx
+        .storage
+        .as_ref()
+        .and_then(|s| s.volume_gb)
+        .is_some_and(|v| v > 0.0);
     if wants_storage != roles.contains("storage") {
-        out.push(format!("storage bound: {}, needed: {wants_storage}", roles.contains("storage")));
+        out.push(format!(
+            "storage bound: {}, needed: {wants_storage}",
+            roles.contains("storage")
+        ));
     }
     let wants_processing = ctx
         .processing
@@ -938,15 +1142,25 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
         _ => false,
     };
     if !placed {
-        out.push(format!("processing placed on {} (needed: {wants_processing})", c.processing));
+        out.push(format!(
+            "processing placed on {} (needed: {wants_processing})",
+            c.processing
+        ));
     }
 
     // Edges: known, online when registered, speaking to the ingest.
     let mut edges: BTreeMap<&str, &iotcane_model::EdgeNode> = BTreeMap::new();
     for b in bindings(BindingRole::Edge) {
         let b = &b.binding;
-        let Some(node) = knowledge.edge_nodes.iter().find(|r| r.id.as_str() == b.resource) else {
-            out.push(format!("{}: {} is no edge node of the knowledge", b.requirement, b.resource));
+        let Some(node) = knowledge
+            .edge_nodes
+            .iter()
+            .find(|r| r.id.as_str() == b.resource)
+        else {
+            out.push(format!(
+                "{}: {} is no edge node of the knowledge",
+                b.requirement, b.resource
+            ));
             continue;
         };
         let ResourceBody::EdgeNode(e) = &node.body else {
@@ -956,16 +1170,30 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
         let site = site.split('[').next().unwrap_or_default();
         if b.registered {
             if e.placement.site.as_deref() != Some(site) {
-                out.push(format!("{}: {} is not registered at {site}", b.requirement, b.resource));
+                out.push(format!(
+                    "{}: {} is not registered at {site}",
+                    b.requirement, b.resource
+                ));
             }
-            if e.placement.live.as_ref().is_none_or(|l| l.status != DeviceStatus::Online) {
+            if e.placement
+                .live
+                .as_ref()
+                .is_none_or(|l| l.status != DeviceStatus::Online)
+            {
                 out.push(format!("{}: {} is not online", b.requirement, b.resource));
             }
         } else {
             if e.placement.site.is_some() {
-                out.push(format!("{}: {} is registered, bound as catalog", b.requirement, b.resource));
+                out.push(format!(
+                    "{}: {} is registered, bound as catalog",
+                    b.requirement, b.resource
+                ));
             }
-            if e.placement.currency.as_deref().is_none_or(|x| x == currency) {
+            if e.placement
+                .currency
+                .as_deref()
+                .is_none_or(|x| x == currency)
+            {
                 hardware += e.placement.price.unwrap_or(0.0) * f64::from(b.quantity);
             }
         }
@@ -973,7 +1201,10 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
             && !accepted.is_empty()
             && accepted.is_disjoint(&e.northbound_protocols)
         {
-            out.push(format!("{}: {} shares no protocol with the ingest", b.requirement, b.resource));
+            out.push(format!(
+                "{}: {} shares no protocol with the ingest",
+                b.requirement, b.resource
+            ));
         }
         loss += -e.placement.availability.unwrap_or(1.0).ln();
         energy += e.power_w.unwrap_or(0.0) * f64::from(b.quantity);
@@ -988,8 +1219,10 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
         let mut usable: Option<BTreeSet<Protocol>> = None;
         for b in bindings(BindingRole::Device).filter(|b| b.binding.requirement == r.key) {
             let b = &b.binding;
-            let Some(ResourceBody::Device(d)) =
-                candidates.iter().find(|d| d.id.as_str() == b.resource).map(|d| &d.body)
+            let Some(ResourceBody::Device(d)) = candidates
+                .iter()
+                .find(|d| d.id.as_str() == b.resource)
+                .map(|d| &d.body)
             else {
                 out.push(format!("{}: {} is no candidate device", r.key, b.resource));
                 continue;
@@ -999,23 +1232,43 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
                 Need::Actuation => d.actuates.contains(&r.property),
             };
             if !serves {
-                out.push(format!("{}: {} does not serve {}", r.key, b.resource, r.property));
+                out.push(format!(
+                    "{}: {} does not serve {}",
+                    r.key, b.resource, r.property
+                ));
             }
             if r.min_rate_hz > 0.0 && d.sampling_rate_hz.is_some_and(|hz| hz < r.min_rate_hz) {
-                out.push(format!("{}: {} samples below {} Hz", r.key, b.resource, r.min_rate_hz));
+                out.push(format!(
+                    "{}: {} samples below {} Hz",
+                    r.key, b.resource, r.min_rate_hz
+                ));
             }
             if b.registered {
                 if d.placement.site.as_deref() != Some(r.site.as_str()) {
-                    out.push(format!("{}: {} is not registered at {}", r.key, b.resource, r.site));
+                    out.push(format!(
+                        "{}: {} is not registered at {}",
+                        r.key, b.resource, r.site
+                    ));
                 }
-                if d.placement.live.as_ref().is_none_or(|l| l.status != DeviceStatus::Online) {
+                if d.placement
+                    .live
+                    .as_ref()
+                    .is_none_or(|l| l.status != DeviceStatus::Online)
+                {
                     out.push(format!("{}: {} is not online", r.key, b.resource));
                 }
             } else {
                 if d.placement.site.is_some() {
-                    out.push(format!("{}: {} is registered, bound as catalog", r.key, b.resource));
+                    out.push(format!(
+                        "{}: {} is registered, bound as catalog",
+                        r.key, b.resource
+                    ));
                 }
-                if d.placement.currency.as_deref().is_none_or(|x| x == currency) {
+                if d.placement
+                    .currency
+                    .as_deref()
+                    .is_none_or(|x| x == currency)
+                {
                     hardware += d.placement.price.unwrap_or(0.0) * f64::from(b.quantity);
                 }
             }
@@ -1027,7 +1280,10 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
             });
         }
         if count != r.count {
-            out.push(format!("{}: {count} devices bound, {} needed", r.key, r.count));
+            out.push(format!(
+                "{}: {count} devices bound, {} needed",
+                r.key, r.count
+            ));
         }
         let mut usable = usable.unwrap_or_default();
         if !r.protocols.is_empty() {
@@ -1038,7 +1294,10 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
                 return false;
             };
             match rest.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
-                Some(list) => r.protocols.iter().all(|p| list.split('+').any(|n| n == p.as_str())),
+                Some(list) => r
+                    .protocols
+                    .iter()
+                    .all(|p| list.split('+').any(|n| n == p.as_str())),
                 None => rest.is_empty(),
             }
         });
@@ -1055,7 +1314,10 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
                 let h = site_hop.entry(r.site.clone()).or_default();
                 *h = h.max(ms);
             }
-            None => out.push(format!("{}: its devices share no protocol with its edge", r.key)),
+            None => out.push(format!(
+                "{}: its devices share no protocol with its edge",
+                r.key
+            )),
         }
     }
 
@@ -1064,14 +1326,22 @@ pub fn audit(ctx: &AppContext, knowledge: &Knowledge, c: &Configuration) -> Vec<
     for (site, hop) in &site_hop {
         let link = bindings(BindingRole::Link)
             .find(|b| b.binding.requirement == format!("network:{site}"))
-            .and_then(|b| knowledge.links.iter().find(|l| l.id.as_str() == b.binding.resource));
+            .and_then(|b| {
+                knowledge
+                    .links
+                    .iter()
+                    .find(|l| l.id.as_str() == b.binding.resource)
+            });
         let Some(ResourceBody::NetworkLink(l)) = link.map(|l| &l.body) else {
             out.push(format!("no known link bound for site {site}"));
             continue;
         };
         let (a, b) = (format!("site:{site}"), format!("region:{}", c.region));
         if !((l.from == a && l.to == b) || (l.from == b && l.to == a)) {
-            out.push(format!("the link of {site} does not join it to {}", c.region));
+            out.push(format!(
+                "the link of {site} does not join it to {}",
+                c.region
+            ));
         }
         loss += -l.availability.unwrap_or(1.0).ln();
         latency = latency.max(hop + l.latency_ms);

@@ -276,7 +276,13 @@ pub fn recommend(
         search::branch_and_bound(&scenarios, &objective, Limits::ALL, &mut top, u64::MAX)
     } else {
         search::local_search(&scenarios, &objective, &mut top, settings.heuristic_passes);
-        search::branch_and_bound(&scenarios, &objective, Limits::ALL, &mut top, settings.node_budget)
+        search::branch_and_bound(
+            &scenarios,
+            &objective,
+            Limits::ALL,
+            &mut top,
+            settings.node_budget,
+        )
     };
     let best = top.items.first().map(|f| f.objective);
     let lower_bound = if report.complete {
@@ -319,7 +325,11 @@ pub fn recommend(
             rule: c.rule.to_string(),
             action: c.action.as_str().to_owned(),
             reason: c.reason.clone(),
-            excluded: options.rule_effects.get(c.rule.as_str()).copied().unwrap_or(0),
+            excluded: options
+                .rule_effects
+                .get(c.rule.as_str())
+                .copied()
+                .unwrap_or(0),
         })
         .collect();
     let summary = summary_of(&configurations, &conflict, &options);
@@ -345,7 +355,11 @@ pub fn recommend(
 /// Every configuration of a context by brute force, best `k` first, for checking the
 /// solver: the same objective, the same constraints, no bounds. Returns each
 /// configuration's objective and bindings.
-pub fn enumerate(ctx: &AppContext, knowledge: &Knowledge, cases: &CaseIndex) -> Vec<(f64, Vec<OutBinding>)> {
+pub fn enumerate(
+    ctx: &AppContext,
+    knowledge: &Knowledge,
+    cases: &CaseIndex,
+) -> Vec<(f64, Vec<OutBinding>)> {
     let context_json = serde_json::to_value(ctx).unwrap_or(Value::Null);
     let query = cases.query_features(&context_json);
     let retrieved = cases
@@ -379,7 +393,11 @@ pub fn search_space(ctx: &AppContext, knowledge: &Knowledge) -> f64 {
 /// Options in a fixed order: by their own contribution, then by id, so the search is
 /// deterministic and meets good configurations early.
 fn sort_options(options: &mut Options, ctx: &AppContext) {
-    let w = ctx.preferences.weights.unwrap_or(Weights::EQUAL).normalised();
+    let w = ctx
+        .preferences
+        .weights
+        .unwrap_or(Weights::EQUAL)
+        .normalised();
     let order = |list: &mut Vec<Opt>| {
         list.sort_by(|a, b| {
             a.own_score(&w)
@@ -415,7 +433,12 @@ fn objective_of(ctx: &AppContext, options: &Options, scenarios: &[Scenario<'_>])
         widen(&mut ranges.energy, lo.energy_w, hi.energy_w);
         widen(&mut ranges.availability_loss, lo.loss, hi.loss);
     }
-    for r in [&mut ranges.cost, &mut ranges.latency, &mut ranges.energy, &mut ranges.availability_loss] {
+    for r in [
+        &mut ranges.cost,
+        &mut ranges.latency,
+        &mut ranges.energy,
+        &mut ranges.availability_loss,
+    ] {
         if !r.0.is_finite() || !r.1.is_finite() {
             *r = (0.0, 0.0);
         }
@@ -426,7 +449,11 @@ fn objective_of(ctx: &AppContext, options: &Options, scenarios: &[Scenario<'_>])
         + usize::from(options.storage)
         + usize::from(options.processing);
     Objective {
-        weights: ctx.preferences.weights.unwrap_or(Weights::EQUAL).normalised(),
+        weights: ctx
+            .preferences
+            .weights
+            .unwrap_or(Weights::EQUAL)
+            .normalised(),
         ranges,
         slots: slots as f64,
         max_latency: ctx.qos.max_latency_ms,
@@ -462,7 +489,11 @@ fn check(
     at_most: bool,
     detail: String,
 ) -> ConstraintResult {
-    let satisfied = if at_most { value <= limit + 1e-9 } else { value + 1e-9 >= limit };
+    let satisfied = if at_most {
+        value <= limit + 1e-9
+    } else {
+        value + 1e-9 >= limit
+    };
     ConstraintResult {
         name: name.to_owned(),
         subject: subject.to_owned(),
@@ -504,7 +535,11 @@ fn configuration(
     let ingest = &scenario.slots[0].options[found.picks[0]];
     if let Some(p) = scenario.processing {
         for b in &p.bindings {
-            bindings.push(Bound { binding: b.clone(), protocol: None, why: p.why.clone() });
+            bindings.push(Bound {
+                binding: b.clone(),
+                protocol: None,
+                why: p.why.clone(),
+            });
         }
     }
     let mut other_hardware_cost: BTreeMap<String, f64> = BTreeMap::new();
@@ -517,7 +552,9 @@ fn configuration(
             why.push_str(&format!("; {by}"));
         }
         if let Some((case, weight)) = &opt.from_case {
-            why.push_str(&format!("; also chosen in case {case} (weight {weight:.2})"));
+            why.push_str(&format!(
+                "; also chosen in case {case} (weight {weight:.2})"
+            ));
         }
         if let Some((currency, amount)) = &opt.foreign_hardware {
             *other_hardware_cost.entry(currency.clone()).or_default() += amount;
@@ -536,12 +573,17 @@ fn configuration(
                 }),
         };
         for b in &opt.bindings {
-            bindings.push(Bound { binding: b.clone(), protocol, why: why.clone() });
+            bindings.push(Bound {
+                binding: b.clone(),
+                protocol,
+                why: why.clone(),
+            });
         }
         unary_constraints(ctx, options, slot.kind, opt, protocol, &mut constraints);
     }
     for (site_index, site) in options.sites.iter().enumerate() {
-        let (link_ms, link_availability, link_id) = &options.regions[scenario.region].links[site_index];
+        let (link_ms, link_availability, link_id) =
+            &options.regions[scenario.region].links[site_index];
         bindings.push(Bound {
             binding: OutBinding {
                 requirement: format!("network:{site}"),
@@ -577,16 +619,35 @@ fn configuration(
     };
     let q = &ctx.qos;
     if let Some(max) = q.max_latency_ms {
-        constraints.push(check("latency", "*", found.latency, max, true,
-            "the slowest site: device hop + link to the region (ms)".into()));
+        constraints.push(check(
+            "latency",
+            "*",
+            found.latency,
+            max,
+            true,
+            "the slowest site: device hop + link to the region (ms)".into(),
+        ));
     }
     if let Some(min) = q.min_availability {
-        constraints.push(check("availability", "*", availability, min, false,
-            "each site's edge node × its link × the ingest SLA × the processing SLA (in the cloud)".into()));
+        constraints.push(check(
+            "availability",
+            "*",
+            availability,
+            min,
+            false,
+            "each site's edge node × its link × the ingest SLA × the processing SLA (in the cloud)"
+                .into(),
+        ));
     }
     if let Some(max) = q.max_monthly_cost {
-        constraints.push(check("budget", "*", adds.monthly, max, true,
-            format!("recurring cloud cost per month, {currency}")));
+        constraints.push(check(
+            "budget",
+            "*",
+            adds.monthly,
+            max,
+            true,
+            format!("recurring cloud cost per month, {currency}"),
+        ));
     }
     let w = objective.weights;
     let r = objective.ranges;
@@ -629,7 +690,12 @@ fn configuration(
         }
     }
     for c in &options.conclusions {
-        explanation.push(format!("rule {} ({}): {}", c.rule, c.action.as_str(), c.reason));
+        explanation.push(format!(
+            "rule {} ({}): {}",
+            c.rule,
+            c.action.as_str(),
+            c.reason
+        ));
     }
     Configuration {
         rank,
@@ -665,44 +731,116 @@ fn unary_constraints(
     match kind {
         SlotKind::Device { requirement, .. } => {
             let r = &options.requirements[requirement];
-            out.push(holds("capability", &r.key, format!("{} `{}`", if r.min_rate_hz > 0.0 || r.key.starts_with("sensing") { "observes" } else { "actuates" }, r.property)));
+            out.push(holds(
+                "capability",
+                &r.key,
+                format!(
+                    "{} `{}`",
+                    if r.min_rate_hz > 0.0 || r.key.starts_with("sensing") {
+                        "observes"
+                    } else {
+                        "actuates"
+                    },
+                    r.property
+                ),
+            ));
             if r.min_rate_hz > 0.0 {
                 match opt.rate_hz {
-                    Some(hz) => out.push(check("samplingRate", &r.key, hz, r.min_rate_hz, false, "Hz".into())),
-                    None => out.push(holds("samplingRate", &r.key, "the device states no maximum rate; assumed sufficient".into())),
+                    Some(hz) => out.push(check(
+                        "samplingRate",
+                        &r.key,
+                        hz,
+                        r.min_rate_hz,
+                        false,
+                        "Hz".into(),
+                    )),
+                    None => out.push(holds(
+                        "samplingRate",
+                        &r.key,
+                        "the device states no maximum rate; assumed sufficient".into(),
+                    )),
                 }
             }
-            out.push(holds("protocol", &r.key, format!("speaks {} (allowed: {})", options::names(&opt.protocols), options::names(&r.protocols))));
-            out.push(holds("hop:device-edge", &r.key, match protocol {
-                Some(p) => format!("{} to the edge node", p.as_str()),
-                None => "no common protocol".into(),
-            }));
+            out.push(holds(
+                "protocol",
+                &r.key,
+                format!(
+                    "speaks {} (allowed: {})",
+                    options::names(&opt.protocols),
+                    options::names(&r.protocols)
+                ),
+            ));
+            out.push(holds(
+                "hop:device-edge",
+                &r.key,
+                match protocol {
+                    Some(p) => format!("{} to the edge node", p.as_str()),
+                    None => "no common protocol".into(),
+                },
+            ));
             if opt.registered {
-                out.push(holds("deviceOnline", &r.key, format!("{} registered devices online", r.count)));
+                out.push(holds(
+                    "deviceOnline",
+                    &r.key,
+                    format!("{} registered devices online", r.count),
+                ));
             }
         }
         SlotKind::Edge { group } => {
             let subject = options.groups[group].key.clone();
             if let Some((unit, needed, available)) = &opt.capacity {
-                out.push(check("edgeCapacity", &subject, *needed, *available, true, format!("{unit} needed vs available after current load")));
+                out.push(check(
+                    "edgeCapacity",
+                    &subject,
+                    *needed,
+                    *available,
+                    true,
+                    format!("{unit} needed vs available after current load"),
+                ));
             }
-            out.push(holds("hop:edge-cloud", &subject, match protocol {
-                Some(p) => format!("{} to the cloud ingest", p.as_str()),
-                None => "no common protocol".into(),
-            }));
+            out.push(holds(
+                "hop:edge-cloud",
+                &subject,
+                match protocol {
+                    Some(p) => format!("{} to the cloud ingest", p.as_str()),
+                    None => "no common protocol".into(),
+                },
+            ));
             if opt.registered {
                 out.push(holds("edgeOnline", &subject, "reporting online".into()));
             }
         }
         SlotKind::Ingest | SlotKind::Storage => {
-            let role = if kind == SlotKind::Ingest { "ingest" } else { "storage" };
+            let role = if kind == SlotKind::Ingest {
+                "ingest"
+            } else {
+                "storage"
+            };
             if let Some((unit, needed, available)) = &opt.capacity {
-                out.push(check("cloudCapacity", role, *needed, *available, true, unit.clone()));
+                out.push(check(
+                    "cloudCapacity",
+                    role,
+                    *needed,
+                    *available,
+                    true,
+                    unit.clone(),
+                ));
             }
             let region = opt.region.clone().unwrap_or_default();
-            out.push(holds("region", role, format!("{}/{region} is allowed", opt.provider.clone().unwrap_or_default())));
+            out.push(holds(
+                "region",
+                role,
+                format!(
+                    "{}/{region} is allowed",
+                    opt.provider.clone().unwrap_or_default()
+                ),
+            ));
             if let Some(residency) = &ctx.qos.data_residency {
-                out.push(holds("residency", role, format!("{region} keeps data within {residency}")));
+                out.push(holds(
+                    "residency",
+                    role,
+                    format!("{region} keeps data within {residency}"),
+                ));
             }
         }
     }
@@ -725,17 +863,39 @@ fn best_rejected(rejected: &[Rejection]) -> Vec<Rejection> {
 /// Why nothing is valid: a slot no candidate survives, or else the smallest set of the
 /// global limits (latency, availability, budget, protocol hops) whose relaxation would
 /// admit a configuration.
-fn conflict_of(ctx: &AppContext, options: &Options, scenarios: &[Scenario<'_>], objective: &Objective) -> Conflict {
+fn conflict_of(
+    ctx: &AppContext,
+    options: &Options,
+    scenarios: &[Scenario<'_>],
+    objective: &Objective,
+) -> Conflict {
     for (i, devices) in options.devices.iter().enumerate() {
         if devices.is_empty() {
             let r = &options.requirements[i];
-            return conflict_for_slot(&r.key, &format!("{} `{}` at `{}`", if r.key.starts_with("sensing") { "sensing" } else { "actuation" }, r.property, r.site), &options.rejected);
+            return conflict_for_slot(
+                &r.key,
+                &format!(
+                    "{} `{}` at `{}`",
+                    if r.key.starts_with("sensing") {
+                        "sensing"
+                    } else {
+                        "actuation"
+                    },
+                    r.property,
+                    r.site
+                ),
+                &options.rejected,
+            );
         }
     }
     for (i, group) in options.groups.iter().enumerate() {
         if options.edges_cloud[i].is_empty() {
             let site = &options.sites[group.site];
-            return conflict_for_slot(&group.key, &format!("an edge node at `{site}`"), &options.rejected);
+            return conflict_for_slot(
+                &group.key,
+                &format!("an edge node at `{site}`"),
+                &options.rejected,
+            );
         }
     }
     if scenarios.is_empty() {
@@ -754,7 +914,11 @@ fn conflict_of(ctx: &AppContext, options: &Options, scenarios: &[Scenario<'_>], 
             detail: format!(
                 "no cloud region offers every role needed (ingest{}{}) within the allowed regions, providers and residency, with a link from every site",
                 if options.storage { ", storage" } else { "" },
-                if options.processing { ", processing" } else { "" }
+                if options.processing {
+                    ", processing"
+                } else {
+                    ""
+                }
             ),
             constraints,
         };
@@ -762,7 +926,16 @@ fn conflict_of(ctx: &AppContext, options: &Options, scenarios: &[Scenario<'_>], 
     let names = ["latency", "availability", "budget", "hops"];
     let relaxations = (1u8..16).map(|mask| {
         let on = |bit: u8| mask & (1 << bit) == 0;
-        (mask.count_ones(), mask, Limits { latency: on(0), availability: on(1), budget: on(2), hops: on(3) })
+        (
+            mask.count_ones(),
+            mask,
+            Limits {
+                latency: on(0),
+                availability: on(1),
+                budget: on(2),
+                hops: on(3),
+            },
+        )
     });
     let mut ordered: Vec<_> = relaxations.collect();
     ordered.sort_by_key(|(n, mask, _)| (*n, *mask));
@@ -810,14 +983,21 @@ fn conflict_for_slot(key: &str, what: &str, rejected: &[Rejection]) -> Conflict 
     } else {
         format!(
             "every candidate for {what} is ruled out: {}",
-            counts.iter().map(|(c, n)| format!("{n} by {c}")).collect::<Vec<_>>().join(", ")
+            counts
+                .iter()
+                .map(|(c, n)| format!("{n} by {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let mut constraints: Vec<String> = counts.keys().map(|c| (*c).to_owned()).collect();
     if constraints.is_empty() {
         constraints.push("capability".into());
     }
-    Conflict { constraints, detail }
+    Conflict {
+        constraints,
+        detail,
+    }
 }
 
 /// A retrieved case's configuration adapted to today's candidates: in the scenario that
@@ -889,10 +1069,19 @@ fn adapt(
         .iter()
         .position(|f| f.scenario == index && f.picks == picks)
         .map(|i| i + 1);
-    Some(Adapted { kept, replaced, objective: value, rank })
+    Some(Adapted {
+        kept,
+        replaced,
+        objective: value,
+        rank,
+    })
 }
 
-fn summary_of(configurations: &[Configuration], conflict: &Option<Conflict>, options: &Options) -> String {
+fn summary_of(
+    configurations: &[Configuration],
+    conflict: &Option<Conflict>,
+    options: &Options,
+) -> String {
     match (configurations.first(), conflict) {
         (Some(best), _) => {
             let t = &best.totals;
@@ -943,8 +1132,10 @@ pub fn assess(
     sort_options(&mut options, ctx);
     let scenarios = search::scenarios(&options);
     let objective = objective_of(ctx, &options, &scenarios);
-    let wanted: std::collections::BTreeSet<(&str, &str)> =
-        bindings.iter().map(|(r, b)| (r.as_str(), b.as_str())).collect();
+    let wanted: std::collections::BTreeSet<(&str, &str)> = bindings
+        .iter()
+        .map(|(r, b)| (r.as_str(), b.as_str()))
+        .collect();
     let matches = |opt: &Opt| {
         opt.bindings
             .iter()
@@ -952,15 +1143,12 @@ pub fn assess(
     };
     let mut missing: Option<String> = None;
     for scenario in &scenarios {
-        if scenario
-            .processing
-            .is_some_and(|p| !matches(p))
-        {
+        if scenario.processing.is_some_and(|p| !matches(p)) {
             continue;
         }
         let mut picks = Vec::with_capacity(scenario.slots.len());
         for slot in &scenario.slots {
-            match slot.options.iter().position(|o| matches(o)) {
+            match slot.options.iter().position(&matches) {
                 Some(i) => picks.push(i),
                 None => break,
             }
@@ -990,9 +1178,17 @@ pub fn assess(
             broken.push(format!("monthly cost {:.2} > {max}", adds.monthly));
         }
         return if broken.is_empty() {
-            Assessment { valid: true, objective: Some(objective.value(adds, latency)), detail: String::new() }
+            Assessment {
+                valid: true,
+                objective: Some(objective.value(adds, latency)),
+                detail: String::new(),
+            }
         } else {
-            Assessment { valid: false, objective: None, detail: broken.join("; ") }
+            Assessment {
+                valid: false,
+                objective: None,
+                detail: broken.join("; "),
+            }
         };
     }
     // Some binding is no longer a candidate: say which, and why if it was set aside.
@@ -1003,7 +1199,12 @@ pub fn assess(
                 .rejected
                 .iter()
                 .find(|r| r.requirement == *requirement && r.resource == *resource)
-                .map(|r| format!("{requirement}: {resource} is ruled out by {} ({})", r.constraint, r.detail))
+                .map(|r| {
+                    format!(
+                        "{requirement}: {resource} is ruled out by {} ({})",
+                        r.constraint, r.detail
+                    )
+                })
         })
         .collect();
     let detail = if gone.is_empty() {
@@ -1011,5 +1212,9 @@ pub fn assess(
     } else {
         gone.join("; ")
     };
-    Assessment { valid: false, objective: None, detail }
+    Assessment {
+        valid: false,
+        objective: None,
+        detail,
+    }
 }

@@ -74,10 +74,10 @@ fn region_country(region: &str) -> Option<&'static str> {
         "europe-north1" | "finlandcentral" => "FI",
         "eu-west-2" | "uksouth" | "ukwest" | "europe-west2" => "GB",
         "eu-central-2" | "switzerlandnorth" | "europe-west6" => "CH",
-        "us-east-1" | "us-east-2" | "us-west-1" | "us-west-2" | "eastus" | "eastus2"
-        | "westus" | "westus2" | "westus3" | "centralus" | "northcentralus"
-        | "southcentralus" | "us-central1" | "us-east1" | "us-east4" | "us-west1"
-        | "us-west2" | "us-west4" | "us-south1" => "US",
+        "us-east-1" | "us-east-2" | "us-west-1" | "us-west-2" | "eastus" | "eastus2" | "westus"
+        | "westus2" | "westus3" | "centralus" | "northcentralus" | "southcentralus"
+        | "us-central1" | "us-east1" | "us-east4" | "us-west1" | "us-west2" | "us-west4"
+        | "us-south1" => "US",
         "ca-central-1" | "canadacentral" | "northamerica-northeast1" => "CA",
         "ap-southeast-1" | "southeastasia" | "asia-southeast1" => "SG",
         "ap-northeast-1" | "japaneast" | "asia-northeast1" => "JP",

@@ -171,7 +171,11 @@ fn edge_groups(requirements: &[Requirement], sites: &[String]) -> Vec<EdgeGroup>
     let mut out = Vec::new();
     for (site_index, site) in sites.iter().enumerate() {
         let mut groups: Vec<(Vec<usize>, BTreeSet<Protocol>, bool)> = Vec::new();
-        for (i, r) in requirements.iter().enumerate().filter(|(_, r)| r.site == *site) {
+        for (i, r) in requirements
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.site == *site)
+        {
             let any = r.protocols.is_empty();
             let joins: Vec<usize> = groups
                 .iter()
@@ -195,7 +199,14 @@ fn edge_groups(requirements: &[Requirement], sites: &[String]) -> Vec<EdgeGroup>
             out.push(EdgeGroup {
                 site: site_index,
                 key: if several {
-                    format!("edge:{site}[{}]", protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("+"))
+                    format!(
+                        "edge:{site}[{}]",
+                        protocols
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join("+")
+                    )
                 } else {
                     format!("edge:{site}")
                 },
@@ -269,7 +280,13 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn reject(&mut self, requirement: &str, resource: &ResourceId, constraint: &str, detail: String) {
+    fn reject(
+        &mut self,
+        requirement: &str,
+        resource: &ResourceId,
+        constraint: &str,
+        detail: String,
+    ) {
         self.rejected.push(Rejection {
             requirement: requirement.to_owned(),
             resource: resource.to_string(),
@@ -315,7 +332,10 @@ impl Builder<'_> {
             .map(|v| format!("preferred vendor {v}"));
         opt.preferred_by = prefer_rule.or(vendor);
         let has_preferences = !self.vendors.is_empty()
-            || self.conclusions.iter().any(|c| c.action == RuleAction::Prefer);
+            || self
+                .conclusions
+                .iter()
+                .any(|c| c.action == RuleAction::Prefer);
         opt.adds.unpreferred = if has_preferences && opt.preferred_by.is_none() {
             1.0
         } else {
@@ -326,7 +346,11 @@ impl Builder<'_> {
             .model
             .as_ref()
             .and_then(|m| self.affinity.get(&(role, m.to_string())));
-        if let Some((weight, case)) = [own, model].into_iter().flatten().max_by(|a, b| a.0.total_cmp(&b.0)) {
+        if let Some((weight, case)) = [own, model]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+        {
             opt.adds.neg_affinity = -weight;
             opt.from_case = Some((case.clone(), *weight));
         }
@@ -346,7 +370,12 @@ pub fn build(
     let sites = ctx.sites();
     let mut affinity: BTreeMap<(BindingRole, String), (f64, String)> = BTreeMap::new();
     for r in &retrieved {
-        let Some(case) = r.case.parse::<ResourceId>().ok().and_then(|id| cases.get(&id)) else {
+        let Some(case) = r
+            .case
+            .parse::<ResourceId>()
+            .ok()
+            .and_then(|id| cases.get(&id))
+        else {
             continue;
         };
         let weight = r.similarity * r.outcome_factor;
@@ -370,7 +399,13 @@ pub fn build(
     let devices = requirements
         .iter()
         .enumerate()
-        .map(|(i, r)| device_options(&mut b, r, knowledge.devices.get(i).map_or(&[][..], Vec::as_slice)))
+        .map(|(i, r)| {
+            device_options(
+                &mut b,
+                r,
+                knowledge.devices.get(i).map_or(&[][..], Vec::as_slice),
+            )
+        })
         .collect();
     let processing = ctx
         .processing
@@ -385,9 +420,25 @@ pub fn build(
     let mut edges_hosting = Vec::new();
     for group in &groups {
         let site = &sites[group.site];
-        edges_cloud.push(edge_options(&mut b, &requirements, group, site, false, &knowledge.edge_nodes, true));
+        edges_cloud.push(edge_options(
+            &mut b,
+            &requirements,
+            group,
+            site,
+            false,
+            &knowledge.edge_nodes,
+            true,
+        ));
         edges_hosting.push(if processing {
-            edge_options(&mut b, &requirements, group, site, true, &knowledge.edge_nodes, false)
+            edge_options(
+                &mut b,
+                &requirements,
+                group,
+                site,
+                true,
+                &knowledge.edge_nodes,
+                false,
+            )
         } else {
             Vec::new()
         });
@@ -441,7 +492,12 @@ fn device_options(b: &mut Builder<'_>, r: &Requirement, candidates: &[Resource])
             Need::Actuation => d.actuates.contains(&r.property),
         };
         if !serves {
-            b.reject(&r.key, &resource.id, "capability", format!("does not {} `{}`", verb(r.need), r.property));
+            b.reject(
+                &r.key,
+                &resource.id,
+                "capability",
+                format!("does not {} `{}`", verb(r.need), r.property),
+            );
             continue;
         }
         let usable: BTreeSet<Protocol> = if r.protocols.is_empty() {
@@ -450,22 +506,38 @@ fn device_options(b: &mut Builder<'_>, r: &Requirement, candidates: &[Resource])
             d.protocols.intersection(&r.protocols).copied().collect()
         };
         if usable.is_empty() {
-            b.reject(&r.key, &resource.id, "protocol", format!(
-                "speaks {} but the requirement allows {}",
-                names(&d.protocols), names(&r.protocols)
-            ));
+            b.reject(
+                &r.key,
+                &resource.id,
+                "protocol",
+                format!(
+                    "speaks {} but the requirement allows {}",
+                    names(&d.protocols),
+                    names(&r.protocols)
+                ),
+            );
             continue;
         }
         if r.min_rate_hz > 0.0 && d.sampling_rate_hz.is_some_and(|hz| hz < r.min_rate_hz) {
-            b.reject(&r.key, &resource.id, "samplingRate", format!(
-                "samples at {} Hz, below the {} Hz required",
-                d.sampling_rate_hz.unwrap_or(0.0), r.min_rate_hz
-            ));
+            b.reject(
+                &r.key,
+                &resource.id,
+                "samplingRate",
+                format!(
+                    "samples at {} Hz, below the {} Hz required",
+                    d.sampling_rate_hz.unwrap_or(0.0),
+                    r.min_rate_hz
+                ),
+            );
             continue;
         }
         match &d.placement.site {
             Some(site) if *site == r.site && b.ctx.use_.registered() => {
-                let model = d.placement.instance_of.clone().unwrap_or_else(|| resource.id.clone());
+                let model = d
+                    .placement
+                    .instance_of
+                    .clone()
+                    .unwrap_or_else(|| resource.id.clone());
                 groups.entry(model).or_default().push(resource);
             }
             Some(_) => {}
@@ -501,10 +573,16 @@ fn device_options(b: &mut Builder<'_>, r: &Requirement, candidates: &[Resource])
                         "catalog model that {} `{}`{}; {qty} to buy at {} {} each{}",
                         verbs(r.need),
                         r.property,
-                        d.sampling_rate_hz.map(|hz| format!(" at up to {hz} Hz")).unwrap_or_default(),
+                        d.sampling_rate_hz
+                            .map(|hz| format!(" at up to {hz} Hz"))
+                            .unwrap_or_default(),
                         d.placement.price.unwrap_or(0.0),
                         foreign.map_or(currency.as_str(), String::as_str),
-                        if foreign.is_some() { " (another currency: not in the cost criterion)" } else { "" }
+                        if foreign.is_some() {
+                            " (another currency: not in the cost criterion)"
+                        } else {
+                            ""
+                        }
                     ),
                     preferred_by: None,
                     from_case: None,
@@ -520,10 +598,19 @@ fn device_options(b: &mut Builder<'_>, r: &Requirement, candidates: &[Resource])
         let (up, down): (Vec<&Resource>, Vec<&Resource>) = members.iter().partition(|m| online(m));
         let needed = r.count as usize;
         if up.len() < needed {
-            b.reject(&r.key, &model, "deviceOnline", format!(
-                "{} registered at `{}` ({} online, {} offline or not reporting), {} needed",
-                members.len(), r.site, up.len(), down.len(), needed
-            ));
+            b.reject(
+                &r.key,
+                &model,
+                "deviceOnline",
+                format!(
+                    "{} registered at `{}` ({} online, {} offline or not reporting), {} needed",
+                    members.len(),
+                    r.site,
+                    up.len(),
+                    down.len(),
+                    needed
+                ),
+            );
             continue;
         }
         let chosen = &up[..needed];
@@ -590,7 +677,12 @@ fn device_options(b: &mut Builder<'_>, r: &Requirement, candidates: &[Resource])
             from_case: None,
         };
         if opt.protocols.is_empty() {
-            b.reject(&r.key, &model, "protocol", "the registered devices share no allowed protocol".into());
+            b.reject(
+                &r.key,
+                &model,
+                "protocol",
+                "the registered devices share no allowed protocol".into(),
+            );
             continue;
         }
         if let Some(opt) = b.finish(&r.key, BindingRole::Device, opt) {
@@ -618,12 +710,21 @@ pub fn names(protocols: &BTreeSet<Protocol>) -> String {
     if protocols.is_empty() {
         return "any protocol".into();
     }
-    protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    protocols
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What an edge group must carry: the messages its devices send and, when processing
 /// runs on the edge, the group's share of the processing (by message share).
-fn group_load(ctx: &AppContext, requirements: &[Requirement], group: &EdgeGroup, hosting: bool) -> (f64, f64, f64) {
+fn group_load(
+    ctx: &AppContext,
+    requirements: &[Requirement],
+    group: &EdgeGroup,
+    hosting: bool,
+) -> (f64, f64, f64) {
     let site_msgs: f64 = group
         .requirements
         .iter()
@@ -632,7 +733,10 @@ fn group_load(ctx: &AppContext, requirements: &[Requirement], group: &EdgeGroup,
     if !hosting {
         return (site_msgs, 0.0, 0.0);
     }
-    let all: f64 = requirements.iter().map(Requirement::messages_per_second).sum();
+    let all: f64 = requirements
+        .iter()
+        .map(Requirement::messages_per_second)
+        .sum();
     let members = group.requirements.len() as f64 / requirements.len().max(1) as f64;
     let share = if all > 0.0 { site_msgs / all } else { members };
     let p = ctx.processing.as_ref();
@@ -669,7 +773,13 @@ fn edge_options(
         if (registered && !b.ctx.use_.registered()) || (!registered && !b.ctx.use_.catalog()) {
             continue;
         }
-        let load = e.placement.live.as_ref().and_then(|l| l.load_pct).unwrap_or(0.0) / 100.0;
+        let load = e
+            .placement
+            .live
+            .as_ref()
+            .and_then(|l| l.load_pct)
+            .unwrap_or(0.0)
+            / 100.0;
         let free = (1.0 - load).max(0.0);
         let throughput = e.max_throughput_msgs;
         let cores = f64::from(e.cpu_cores);
@@ -679,12 +789,18 @@ fn edge_options(
         if registered {
             if !online(node) {
                 if report {
-                    b.reject(&key, &node.id, "edgeOnline", "is not reporting online".into());
+                    b.reject(
+                        &key,
+                        &node.id,
+                        "edgeOnline",
+                        "is not reporting online".into(),
+                    );
                 }
                 continue;
             }
             let free_msgs = throughput.map(|t| t * free);
-            let short = free_msgs.is_some_and(|f| f < msgs) || cores * free < cpu || memory * free < mem;
+            let short =
+                free_msgs.is_some_and(|f| f < msgs) || cores * free < cpu || memory * free < mem;
             if short {
                 if report || hosting {
                     b.reject(&key, &node.id, "edgeCapacity", format!(
@@ -699,11 +815,29 @@ fn edge_options(
                 continue;
             }
             quantity = 1;
-            capacity = Some(("messages/s".to_owned(), msgs, free_msgs.unwrap_or(f64::INFINITY)));
+            capacity = Some((
+                "messages/s".to_owned(),
+                msgs,
+                free_msgs.unwrap_or(f64::INFINITY),
+            ));
         } else {
-            let by_msgs = throughput.map_or(1.0, |t| if t > 0.0 { (msgs / t).ceil() } else { f64::INFINITY });
-            let by_cpu = if cpu > 0.0 { (cpu / cores.max(f64::MIN_POSITIVE)).ceil() } else { 1.0 };
-            let by_mem = if mem > 0.0 { (mem / memory.max(f64::MIN_POSITIVE)).ceil() } else { 1.0 };
+            let by_msgs = throughput.map_or(1.0, |t| {
+                if t > 0.0 {
+                    (msgs / t).ceil()
+                } else {
+                    f64::INFINITY
+                }
+            });
+            let by_cpu = if cpu > 0.0 {
+                (cpu / cores.max(f64::MIN_POSITIVE)).ceil()
+            } else {
+                1.0
+            };
+            let by_mem = if mem > 0.0 {
+                (mem / memory.max(f64::MIN_POSITIVE)).ceil()
+            } else {
+                1.0
+            };
             let n = by_msgs.max(by_cpu).max(by_mem).max(1.0);
             if n > MAX_QUANTITY {
                 if report || hosting {
@@ -722,7 +856,11 @@ fn edge_options(
         }
         let availability = e.placement.availability.unwrap_or(UNSTATED_AVAILABILITY);
         let price = e.placement.price.unwrap_or(0.0) * f64::from(quantity);
-        let foreign = e.placement.currency.as_ref().filter(|c| !registered && **c != currency);
+        let foreign = e
+            .placement
+            .currency
+            .as_ref()
+            .filter(|c| !registered && **c != currency);
         let opt = Opt {
             resource: node.id.clone(),
             model: e.placement.instance_of.clone(),
@@ -740,7 +878,11 @@ fn edge_options(
             protocols: e.southbound_protocols.clone(),
             north: e.northbound_protocols.clone(),
             adds: Adds {
-                hardware: if registered || foreign.is_some() { 0.0 } else { price },
+                hardware: if registered || foreign.is_some() {
+                    0.0
+                } else {
+                    price
+                },
                 energy_w: e.power_w.unwrap_or(0.0) * f64::from(quantity),
                 loss: -availability.ln(),
                 ..Adds::default()
@@ -749,10 +891,19 @@ fn edge_options(
             foreign_hardware: foreign.map(|c| (c.clone(), price)),
             capacity,
             why: if registered {
-                format!("registered at `{site}`, online at {:.0}% load, with room for the site's {msgs} msg/s", load * 100.0)
+                format!(
+                    "registered at `{site}`, online at {:.0}% load, with room for the site's {msgs} msg/s",
+                    load * 100.0
+                )
             } else {
-                format!("catalog edge type; {quantity} unit(s) carry the site's {msgs} msg/s{}",
-                    if hosting { format!(" and {cpu:.2} cores / {mem:.0} MB of processing") } else { String::new() })
+                format!(
+                    "catalog edge type; {quantity} unit(s) carry the site's {msgs} msg/s{}",
+                    if hosting {
+                        format!(" and {cpu:.2} cores / {mem:.0} MB of processing")
+                    } else {
+                        String::new()
+                    }
+                )
             },
             preferred_by: None,
             from_case: None,
@@ -767,7 +918,10 @@ fn edge_options(
 /// Whether an offering of `kind` can fill a cloud role.
 fn fits_role(role: &str, kind: OfferingKind, mode: Option<ProcessingMode>) -> bool {
     match role {
-        "ingest" => matches!(kind, OfferingKind::ManagedMqtt | OfferingKind::StreamProcessing),
+        "ingest" => matches!(
+            kind,
+            OfferingKind::ManagedMqtt | OfferingKind::StreamProcessing
+        ),
         "storage" => matches!(
             kind,
             OfferingKind::ObjectStorage | OfferingKind::TimeSeriesDatabase | OfferingKind::Database
@@ -792,12 +946,28 @@ fn region_options(
     let ctx = b.ctx;
     let q = &ctx.qos;
     let currency = ctx.currency().to_owned();
-    let residency = q.data_residency.as_deref().and_then(jurisdiction_of_residency);
+    let residency = q
+        .data_residency
+        .as_deref()
+        .and_then(jurisdiction_of_residency);
     let mps = ctx.messages_per_second();
-    let cpu = ctx.processing.as_ref().and_then(|p| p.cpu_cores).unwrap_or(0.0);
-    let mem_gb = ctx.processing.as_ref().and_then(|p| p.memory_mb).unwrap_or(0.0) / 1024.0;
+    let cpu = ctx
+        .processing
+        .as_ref()
+        .and_then(|p| p.cpu_cores)
+        .unwrap_or(0.0);
+    let mem_gb = ctx
+        .processing
+        .as_ref()
+        .and_then(|p| p.memory_mb)
+        .unwrap_or(0.0)
+        / 1024.0;
     let mode = ctx.processing.as_ref().and_then(|p| p.mode);
-    let volume = ctx.storage.as_ref().and_then(|s| s.volume_gb).unwrap_or(0.0);
+    let volume = ctx
+        .storage
+        .as_ref()
+        .and_then(|s| s.volume_gb)
+        .unwrap_or(0.0);
     let mut regions: BTreeMap<RegionKey, RegionOptions> = BTreeMap::new();
     let mut refused_regions: BTreeSet<RegionKey> = BTreeSet::new();
     for offering in &knowledge.offerings {
@@ -806,10 +976,13 @@ fn region_options(
         };
         let role = ["ingest", "storage", "processing"]
             .into_iter()
-            .find(|role| fits_role(role, c.offering_kind, mode) && match *role {
-                "storage" => storage,
-                "processing" => processing,
-                _ => true,
+            .find(|role| {
+                fits_role(role, c.offering_kind, mode)
+                    && match *role {
+                        "storage" => storage,
+                        "processing" => processing,
+                        _ => true,
+                    }
             });
         let Some(role) = role else {
             continue;
@@ -818,23 +991,43 @@ fn region_options(
         if let Some(allowed) = &q.allowed_providers
             && !allowed.contains(&c.provider)
         {
-            b.reject(role, &offering.id, "provider", format!("provider `{}` is not among those allowed", c.provider));
+            b.reject(
+                role,
+                &offering.id,
+                "provider",
+                format!("provider `{}` is not among those allowed", c.provider),
+            );
             continue;
         }
         if let Some(allowed) = &q.allowed_regions
             && !allowed.contains(&c.region)
         {
-            b.reject(role, &offering.id, "region", format!("region `{}` is not among those allowed", c.region));
+            b.reject(
+                role,
+                &offering.id,
+                "region",
+                format!("region `{}` is not among those allowed", c.region),
+            );
             continue;
         }
         if let Some(j) = residency
             && !region_within(&c.region, j)
         {
-            b.reject(role, &offering.id, "residency", format!("region `{}` is not within {j}", c.region));
+            b.reject(
+                role,
+                &offering.id,
+                "residency",
+                format!("region `{}` is not within {j}", c.region),
+            );
             continue;
         }
         if c.currency != currency {
-            b.reject(role, &offering.id, "currency", format!("is priced in {}, the context in {currency}", c.currency));
+            b.reject(
+                role,
+                &offering.id,
+                "currency",
+                format!("is priced in {}, the context in {currency}", c.currency),
+            );
             continue;
         }
         if refused_regions.contains(&key) {
@@ -850,14 +1043,25 @@ fn region_options(
             }
             if links.len() < sites.len() {
                 let site = &sites[links.len()];
-                b.reject(role, &offering.id, "networkLink", format!(
-                    "no network link is known from site `{site}` to region {}/{}",
-                    c.provider, c.region
-                ));
+                b.reject(
+                    role,
+                    &offering.id,
+                    "networkLink",
+                    format!(
+                        "no network link is known from site `{site}` to region {}/{}",
+                        c.provider, c.region
+                    ),
+                );
                 refused_regions.insert(key);
                 continue;
             }
-            regions.insert(key.clone(), RegionOptions { links, ..RegionOptions::default() });
+            regions.insert(
+                key.clone(),
+                RegionOptions {
+                    links,
+                    ..RegionOptions::default()
+                },
+            );
         }
         let (needed, unit, per_unit) = match role {
             "ingest" => (mps, "messages/s", c.throughput_msgs),
@@ -875,9 +1079,12 @@ fn region_options(
             None => 1.0,
         };
         if n > MAX_QUANTITY {
-            b.reject(role, &offering.id, "cloudCapacity", format!(
-                "would take {n} units for {needed} {unit}, more than {MAX_QUANTITY}"
-            ));
+            b.reject(
+                role,
+                &offering.id,
+                "cloudCapacity",
+                format!("would take {n} units for {needed} {unit}, more than {MAX_QUANTITY}"),
+            );
             continue;
         }
         let quantity = n as u32;
@@ -901,7 +1108,11 @@ fn region_options(
             adds: Adds {
                 monthly: c.price_per_month * f64::from(quantity),
                 // Storage is off the path from sensor to processed result.
-                loss: if role == "storage" { 0.0 } else { -c.availability_sla.ln() },
+                loss: if role == "storage" {
+                    0.0
+                } else {
+                    -c.availability_sla.ln()
+                },
                 ..Adds::default()
             },
             rate_hz: None,
@@ -909,7 +1120,11 @@ fn region_options(
             capacity,
             why: format!(
                 "{} in {}/{}: {quantity} × {} {currency}/month for {needed} {unit}, SLA {}",
-                c.offering_kind.as_str(), c.provider, c.region, c.price_per_month, c.availability_sla
+                c.offering_kind.as_str(),
+                c.provider,
+                c.region,
+                c.price_per_month,
+                c.availability_sla
             ),
             preferred_by: None,
             from_case: None,
@@ -930,7 +1145,12 @@ fn region_options(
 
 /// The link between a site and a region, stored in either direction: its latency,
 /// availability and id. The fastest wins when several are known.
-fn link_between(links: &[Resource], site: &str, provider: &str, region: &str) -> Option<(f64, f64, ResourceId)> {
+fn link_between(
+    links: &[Resource],
+    site: &str,
+    provider: &str,
+    region: &str,
+) -> Option<(f64, f64, ResourceId)> {
     let from = format!("site:{site}");
     let to = format!("region:{provider}/{region}");
     links
@@ -939,7 +1159,11 @@ fn link_between(links: &[Resource], site: &str, provider: &str, region: &str) ->
             ResourceBody::NetworkLink(n)
                 if (n.from == from && n.to == to) || (n.from == to && n.to == from) =>
             {
-                Some((n.latency_ms, n.availability.unwrap_or(UNSTATED_AVAILABILITY), l.id.clone()))
+                Some((
+                    n.latency_ms,
+                    n.availability.unwrap_or(UNSTATED_AVAILABILITY),
+                    l.id.clone(),
+                ))
             }
             _ => None,
         })

@@ -207,10 +207,8 @@ pub fn changed_cases(
         for binding in &body.configuration.bindings {
             let resolved = resolve(&binding.resource);
             let subject_of = |r: &Resource| subject_parts(r, binding.role);
-            let (model, manufacturer, protocols, provider, region) = resolved
-                .as_ref()
-                .map(subject_of)
-                .unwrap_or_default();
+            let (model, manufacturer, protocols, provider, region) =
+                resolved.as_ref().map(subject_of).unwrap_or_default();
             let subject = Subject {
                 role: binding.role,
                 id: &binding.resource,
@@ -286,24 +284,35 @@ mod tests {
 
     fn icu_rules() -> Vec<Resource> {
         vec![
-            rule(json!({"id": "no-ble-in-healthcare", "kind": "rule", "name": "no BLE",
+            rule(
+                json!({"id": "no-ble-in-healthcare", "kind": "rule", "name": "no BLE",
                 "condition": {"domain": "healthcare"}, "action": "exclude",
-                "target": {"role": "device", "protocol": "ble"}, "reason": "drop-outs"})),
-            rule(json!({"id": "ble-ok-in-wards", "kind": "rule", "name": "wards may",
+                "target": {"role": "device", "protocol": "ble"}, "reason": "drop-outs"}),
+            ),
+            rule(
+                json!({"id": "ble-ok-in-wards", "kind": "rule", "name": "wards may",
                 "refines": "no-ble-in-healthcare", "condition": {"sites": ["ward-7"]},
                 "action": "allow", "target": {"role": "device", "protocol": "ble"},
-                "reason": "ward beds are not critical"})),
+                "reason": "ward beds are not critical"}),
+            ),
         ]
     }
 
     #[test]
     fn a_firing_refinement_replaces_its_parent() {
         let rules = icu_rules();
-        let icu = ContextFacts::of_json(&json!({"domain": "healthcare", "sensing": [{"property": "ecg", "site": "icu-3"}]}));
-        let ward = ContextFacts::of_json(&json!({"domain": "healthcare", "sensing": [{"property": "ecg", "site": "ward-7"}]}));
+        let icu = ContextFacts::of_json(
+            &json!({"domain": "healthcare", "sensing": [{"property": "ecg", "site": "icu-3"}]}),
+        );
+        let ward = ContextFacts::of_json(
+            &json!({"domain": "healthcare", "sensing": [{"property": "ecg", "site": "ward-7"}]}),
+        );
         let farm = ContextFacts::of_json(&json!({"domain": "agriculture"}));
         assert_eq!(conclusions(&rules, &icu).len(), 1);
-        assert!(conclusions(&rules, &ward).is_empty(), "allow withdraws the exclusion");
+        assert!(
+            conclusions(&rules, &ward).is_empty(),
+            "allow withdraws the exclusion"
+        );
         assert!(conclusions(&rules, &farm).is_empty());
     }
 

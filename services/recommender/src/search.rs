@@ -18,8 +18,14 @@ use crate::options::{Adds, Opt, Options, Placement, RegionKey, hop, min_hop, upl
 pub enum SlotKind {
     Ingest,
     Storage,
-    Edge { group: usize },
-    Device { requirement: usize, group: usize, site: usize },
+    Edge {
+        group: usize,
+    },
+    Device {
+        requirement: usize,
+        group: usize,
+        site: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -128,7 +134,9 @@ impl Found {
         match self.objective.total_cmp(&other.objective) {
             std::cmp::Ordering::Less => true,
             std::cmp::Ordering::Greater => false,
-            std::cmp::Ordering::Equal => (self.scenario, &self.picks) < (other.scenario, &other.picks),
+            std::cmp::Ordering::Equal => {
+                (self.scenario, &self.picks) < (other.scenario, &other.picks)
+            }
         }
     }
 }
@@ -142,11 +150,18 @@ pub struct Top {
 
 impl Top {
     pub fn new(k: usize) -> Self {
-        Self { k: k.max(1), items: Vec::new() }
+        Self {
+            k: k.max(1),
+            items: Vec::new(),
+        }
     }
 
     pub fn offer(&mut self, found: Found) {
-        if self.items.iter().any(|f| f.scenario == found.scenario && f.picks == found.picks) {
+        if self
+            .items
+            .iter()
+            .any(|f| f.scenario == found.scenario && f.picks == found.picks)
+        {
             return;
         }
         let at = self.items.partition_point(|f| f.before(&found));
@@ -181,16 +196,33 @@ pub fn scenarios(o: &Options) -> Vec<Scenario<'_>> {
             }
         }
         for (placement, processing) in placements {
-            let edges = if placement == Placement::Edge { &o.edges_hosting } else { &o.edges_cloud };
-            let mut slots = vec![Slot { kind: SlotKind::Ingest, options: &region.ingest }];
+            let edges = if placement == Placement::Edge {
+                &o.edges_hosting
+            } else {
+                &o.edges_cloud
+            };
+            let mut slots = vec![Slot {
+                kind: SlotKind::Ingest,
+                options: &region.ingest,
+            }];
             if o.storage {
-                slots.push(Slot { kind: SlotKind::Storage, options: &region.storage });
+                slots.push(Slot {
+                    kind: SlotKind::Storage,
+                    options: &region.storage,
+                });
             }
             for (g, group) in o.groups.iter().enumerate() {
-                slots.push(Slot { kind: SlotKind::Edge { group: g }, options: &edges[g] });
+                slots.push(Slot {
+                    kind: SlotKind::Edge { group: g },
+                    options: &edges[g],
+                });
                 for &r in &group.requirements {
                     slots.push(Slot {
-                        kind: SlotKind::Device { requirement: r, group: g, site: group.site },
+                        kind: SlotKind::Device {
+                            requirement: r,
+                            group: g,
+                            site: group.site,
+                        },
                         options: &o.devices[r],
                     });
                 }
@@ -202,7 +234,11 @@ pub fn scenarios(o: &Options) -> Vec<Scenario<'_>> {
             let mut site_min_hop = vec![0.0_f64; o.sites.len()];
             for slot in &slots {
                 if let SlotKind::Device { site, .. } = slot.kind {
-                    let least = slot.options.iter().map(min_hop).fold(f64::INFINITY, f64::min);
+                    let least = slot
+                        .options
+                        .iter()
+                        .map(min_hop)
+                        .fold(f64::INFINITY, f64::min);
                     site_min_hop[site] = site_min_hop[site].max(least);
                 }
             }
@@ -255,7 +291,13 @@ impl Scenario<'_> {
     pub fn extremes(&self) -> (Adds, Adds, f64, f64) {
         let mut hi = self.constant;
         for slot in &self.slots {
-            hi = hi.plus(slot.options.iter().map(|o| o.adds).reduce(Adds::max).unwrap_or_default());
+            hi = hi.plus(
+                slot.options
+                    .iter()
+                    .map(|o| o.adds)
+                    .reduce(Adds::max)
+                    .unwrap_or_default(),
+            );
         }
         let lo = self.constant.plus(self.floor[0]);
         let lat_lo = self.latency_bound(&vec![0.0; self.link_latency.len()]);
@@ -404,7 +446,8 @@ impl Dfs<'_, '_> {
                 }
                 SlotKind::Device { group, site, .. } => {
                     let edge_slot = self.scenario.edge_slot[group];
-                    let edge = &self.scenario.slots[edge_slot].options[self.edges[group].unwrap_or(0)];
+                    let edge =
+                        &self.scenario.slots[edge_slot].options[self.edges[group].unwrap_or(0)];
                     let ms = match hop(opt, edge) {
                         Some((ms, _)) => ms,
                         None if self.limits.hops => continue,
@@ -432,7 +475,11 @@ pub fn branch_and_bound(
     top: &mut Top,
     budget: u64,
 ) -> Report {
-    let mut report = Report { nodes: 0, complete: true, open_bound: f64::INFINITY };
+    let mut report = Report {
+        nodes: 0,
+        complete: true,
+        open_bound: f64::INFINITY,
+    };
     let mut order: Vec<(f64, usize)> = scenarios
         .iter()
         .enumerate()
@@ -505,7 +552,12 @@ pub fn enumerate(scenarios: &[Scenario<'_>], objective: &Objective, k: usize) ->
 /// The anytime heuristic: in each scenario, a greedy start (each slot's first option
 /// that fits) improved by single-slot moves until none helps. Every valid configuration
 /// it meets is offered to `top`.
-pub fn local_search(scenarios: &[Scenario<'_>], objective: &Objective, top: &mut Top, max_passes: usize) {
+pub fn local_search(
+    scenarios: &[Scenario<'_>],
+    objective: &Objective,
+    top: &mut Top,
+    max_passes: usize,
+) {
     for (index, scenario) in scenarios.iter().enumerate() {
         if scenario.empty() {
             continue;
@@ -537,7 +589,13 @@ pub fn local_search(scenarios: &[Scenario<'_>], objective: &Objective, top: &mut
                     }
                     picks[depth] = i;
                     if let Some((value, adds, latency)) = score(&picks) {
-                        top.offer(Found { objective: value, scenario: index, picks: picks.clone(), adds, latency });
+                        top.offer(Found {
+                            objective: value,
+                            scenario: index,
+                            picks: picks.clone(),
+                            adds,
+                            latency,
+                        });
                         if current.is_none_or(|c| value < c.0 - 1e-12) {
                             current = Some((value, adds, latency));
                             moved = true;
@@ -552,7 +610,13 @@ pub fn local_search(scenarios: &[Scenario<'_>], objective: &Objective, top: &mut
                 }
             }
             if let Some((value, adds, latency)) = current {
-                top.offer(Found { objective: value, scenario: index, picks: picks.clone(), adds, latency });
+                top.offer(Found {
+                    objective: value,
+                    scenario: index,
+                    picks: picks.clone(),
+                    adds,
+                    latency,
+                });
             }
             if !improved {
                 break;

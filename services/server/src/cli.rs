@@ -72,6 +72,21 @@ pub enum Command {
     /// Inspect the messages the MQTT gateway refused.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Recommend configurations for an application context (JSON) from the local store.
+    Recommend(RecommendArgs),
+    /// Measure the recommender: example scenarios, generated instances against brute force and the exact optimum, case retrieval, latency.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The context file (JSON, see schema/json-schema/context.schema.json).
+    pub context: PathBuf,
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Print the whole answer as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +185,34 @@ pub enum ExportFormat {
 pub struct CheckArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The seed knowledge (*.ttl) and its scenarios/ folder.
+    #[arg(long, value_name = "DIR", default_value = "schema/examples")]
+    pub examples: PathBuf,
+    /// Small generated instances, each checked against brute force.
+    #[arg(long, default_value_t = 200)]
+    pub instances: usize,
+    /// Large generated instances, the heuristic against the exact optimum.
+    #[arg(long, default_value_t = 30)]
+    pub large: usize,
+    /// Node budget of the heuristic's branch and bound on large instances.
+    #[arg(long, default_value_t = 20_000)]
+    pub node_budget: u64,
+    /// Node budget of the exact reference run on large instances.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub reference_budget: u64,
+    /// Synthetic cases for retrieval precision.
+    #[arg(long, default_value_t = 2_000)]
+    pub cases: usize,
+    /// Seed of every generated instance and case.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -33,11 +33,11 @@ pub use error::StoreError;
 pub use graph::{Meta, decode_body, format_time_ms, parse_time_ms};
 pub use journal::{DeadLetter, JournalEntry, NewDeadLetter, SqliteDurability};
 pub use keys::KeyRecord;
-pub use recommendations::RecommendationRecord;
 pub use query::{
     After, Cmp, Condition, Filter, Find, Found, GRAPH_MEDIA_TYPES, Near, Order, QueryOutput,
     SOLUTION_MEDIA_TYPES, SortKey,
 };
+pub use recommendations::RecommendationRecord;
 pub use snapshot::SnapshotFile;
 
 use graph::Graph;

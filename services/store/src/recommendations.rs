@@ -3,9 +3,9 @@
 
 use sqlx::Row;
 
+use crate::KnowledgeStore;
 use crate::error::StoreError;
 use crate::journal::{Journal, on_pool};
-use crate::KnowledgeStore;
 
 /// One recommendation as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +105,11 @@ impl Journal {
         })
     }
 
-    async fn recommendation(&self, tenant: &str, id: &str) -> Result<Option<RecommendationRecord>, StoreError> {
+    async fn recommendation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<RecommendationRecord>, StoreError> {
         on_pool!(self, pool, _sql, {
             let row = sqlx::query(pick(self).by_id)
                 .bind(tenant)
@@ -116,7 +120,12 @@ impl Journal {
         })
     }
 
-    async fn recommendations(&self, tenant: &str, before_ms: i64, limit: i64) -> Result<Vec<RecommendationRecord>, StoreError> {
+    async fn recommendations(
+        &self,
+        tenant: &str,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<RecommendationRecord>, StoreError> {
         on_pool!(self, pool, _sql, {
             let rows = sqlx::query(pick(self).list)
                 .bind(tenant)
@@ -135,7 +144,13 @@ impl Journal {
         })
     }
 
-    async fn set_subscription(&self, tenant: &str, id: &str, subscribed: bool, margin: Option<f64>) -> Result<bool, StoreError> {
+    async fn set_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        subscribed: bool,
+        margin: Option<f64>,
+    ) -> Result<bool, StoreError> {
         on_pool!(self, pool, _sql, {
             let done = sqlx::query(pick(self).set_subscription)
                 .bind(i32::from(subscribed))
@@ -148,7 +163,13 @@ impl Journal {
         })
     }
 
-    async fn set_feedback(&self, tenant: &str, id: &str, feedback: &str, case_id: Option<&str>) -> Result<bool, StoreError> {
+    async fn set_feedback(
+        &self,
+        tenant: &str,
+        id: &str,
+        feedback: &str,
+        case_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
         on_pool!(self, pool, _sql, {
             let done = sqlx::query(pick(self).set_feedback)
                 .bind(feedback)
@@ -171,33 +192,68 @@ fn pick(journal: &Journal) -> &'static RecSql {
 
 impl KnowledgeStore {
     /// Stores a recommendation.
-    pub async fn insert_recommendation(&self, record: &RecommendationRecord) -> Result<(), StoreError> {
+    pub async fn insert_recommendation(
+        &self,
+        record: &RecommendationRecord,
+    ) -> Result<(), StoreError> {
         self.inner.journal.insert_recommendation(record).await
     }
 
     /// A tenant's recommendation by id.
-    pub async fn recommendation(&self, tenant: &str, id: &str) -> Result<Option<RecommendationRecord>, StoreError> {
+    pub async fn recommendation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<RecommendationRecord>, StoreError> {
         self.inner.journal.recommendation(tenant, id).await
     }
 
     /// A tenant's recommendations created before `before_ms`, newest first.
-    pub async fn recommendations(&self, tenant: &str, before_ms: i64, limit: i64) -> Result<Vec<RecommendationRecord>, StoreError> {
-        self.inner.journal.recommendations(tenant, before_ms, limit).await
+    pub async fn recommendations(
+        &self,
+        tenant: &str,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<RecommendationRecord>, StoreError> {
+        self.inner
+            .journal
+            .recommendations(tenant, before_ms, limit)
+            .await
     }
 
     /// Every subscribed recommendation, of every tenant.
-    pub async fn subscribed_recommendations(&self) -> Result<Vec<RecommendationRecord>, StoreError> {
+    pub async fn subscribed_recommendations(
+        &self,
+    ) -> Result<Vec<RecommendationRecord>, StoreError> {
         self.inner.journal.subscribed_recommendations().await
     }
 
     /// Subscribes to a recommendation or ends the subscription; false when unknown.
-    pub async fn set_subscription(&self, tenant: &str, id: &str, subscribed: bool, margin: Option<f64>) -> Result<bool, StoreError> {
-        self.inner.journal.set_subscription(tenant, id, subscribed, margin).await
+    pub async fn set_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        subscribed: bool,
+        margin: Option<f64>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .journal
+            .set_subscription(tenant, id, subscribed, margin)
+            .await
     }
 
     /// Records the latest feedback on a recommendation (and the case it made); false
     /// when unknown.
-    pub async fn set_feedback(&self, tenant: &str, id: &str, feedback: &str, case_id: Option<&str>) -> Result<bool, StoreError> {
-        self.inner.journal.set_feedback(tenant, id, feedback, case_id).await
+    pub async fn set_feedback(
+        &self,
+        tenant: &str,
+        id: &str,
+        feedback: &str,
+        case_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .journal
+            .set_feedback(tenant, id, feedback, case_id)
+            .await
     }
 }

@@ -188,7 +188,11 @@ async fn forward_recommendations(
                 let Ok(data) = serde_json::to_string(&*event) else {
                     continue;
                 };
-                if tx.send(Event::default().event("recommendation").data(data)).await.is_err() {
+                if tx
+                    .send(Event::default().event("recommendation").data(data))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -105,7 +105,9 @@ async fn get_recommendation(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<StoredRecommendation>> {
     caller.require(Role::Read)?;
-    Ok(axum::Json(state.app.recommendation(caller.tenant(), &id).await?))
+    Ok(axum::Json(
+        state.app.recommendation(caller.tenant(), &id).await?,
+    ))
 }
 
 /// Feedback on a recommendation.
@@ -148,7 +150,11 @@ impl TryFrom<FeedbackBody> for Feedback {
 
     fn try_from(body: FeedbackBody) -> Result<Self, ApiError> {
         let mut problems = Vec::new();
-        if body.reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        if body
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 2000)
+        {
             problems.push(("/reason", "at most 2000 characters".to_owned()));
         }
         if body.configuration == Some(0) {
@@ -166,8 +172,13 @@ impl TryFrom<FeedbackBody> for Feedback {
                 if o.rating.is_some_and(|r| !(0.0..=5.0).contains(&r)) {
                     problems.push(("/outcome/rating", "must be between 0 and 5".to_owned()));
                 }
-                if o.measured_availability.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
-                    problems.push(("/outcome/measuredAvailability", "must be a fraction in [0, 1]".to_owned()));
+                if o.measured_availability
+                    .is_some_and(|a| !(0.0..=1.0).contains(&a))
+                {
+                    problems.push((
+                        "/outcome/measuredAvailability",
+                        "must be a fraction in [0, 1]".to_owned(),
+                    ));
                 }
                 for (pointer, value) in [
                     ("/outcome/measuredLatencyMs", o.measured_latency_ms),
@@ -233,7 +244,8 @@ async fn post_feedback(
 ) -> ApiResult<axum::Json<StoredRecommendation>> {
     caller.require(Role::Write)?;
     let value = body.json(&["application/json"])?;
-    let parsed: FeedbackBody = iotcane_model::typed(value).map_err(|v| ApiError::Invalid(Violations(vec![v])))?;
+    let parsed: FeedbackBody =
+        iotcane_model::typed(value).map_err(|v| ApiError::Invalid(Violations(vec![v])))?;
     let feedback = Feedback::try_from(parsed)?;
     Ok(axum::Json(
         state

@@ -198,7 +198,14 @@ async fn create_resource(
     let written = if collection == Collection::Rules {
         state
             .app
-            .write_rule(caller.tenant(), resource.clone(), None, true, confirm.confirm, &caller.actor())
+            .write_rule(
+                caller.tenant(),
+                resource.clone(),
+                None,
+                true,
+                confirm.confirm,
+                &caller.actor(),
+            )
             .await?
     } else {
         state
@@ -297,7 +304,13 @@ async fn put_resource(
     let json = resource.to_json();
     let written = state
         .app
-        .write_rule_or_put(caller.tenant(), resource, expected, confirm.confirm, &caller.actor())
+        .write_rule_or_put(
+            caller.tenant(),
+            resource,
+            expected,
+            confirm.confirm,
+            &caller.actor(),
+        )
         .await?;
     let status = if written.op == Op::Create {
         StatusCode::CREATED
@@ -341,7 +354,14 @@ async fn patch_resource(
     ensure_kind(&state, caller.tenant(), &id, collection)?;
     let written = state
         .app
-        .patch(caller.tenant(), &id, &patch, expected, confirm.confirm, &caller.actor())
+        .patch(
+            caller.tenant(),
+            &id,
+            &patch,
+            expected,
+            confirm.confirm,
+            &caller.actor(),
+        )
         .await?;
     let stored = state
         .app

@@ -1,6 +1,6 @@
 //! The seed knowledge base, loaded the way the app layer retrieves candidates.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use iotcane_model::formats::{self, Format};
 use iotcane_model::{Resource, ResourceBody};
@@ -24,7 +24,9 @@ pub struct Seed {
 
 pub fn seed() -> Seed {
     let mut resources = Vec::new();
-    for file in ["devices", "edge", "cloud", "links", "services", "cases", "rules"] {
+    for file in [
+        "devices", "edge", "cloud", "links", "services", "cases", "rules",
+    ] {
         let path = format!("{EXAMPLES}/{file}.ttl");
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
@@ -75,12 +77,16 @@ impl Seed {
         Knowledge {
             devices,
             edge_nodes: of(&|r| match &r.body {
-                ResourceBody::EdgeNode(e) => e.placement.site.as_ref().is_none_or(|s| sites.contains(s)),
+                ResourceBody::EdgeNode(e) => {
+                    e.placement.site.as_ref().is_none_or(|s| sites.contains(s))
+                }
                 _ => false,
             }),
             offerings: of(&|r| matches!(r.body, ResourceBody::CloudOffering(_))),
             links: of(&|r| match &r.body {
-                ResourceBody::NetworkLink(l) => sites.iter().any(|s| l.from == format!("site:{s}") || l.to == format!("site:{s}")),
+                ResourceBody::NetworkLink(l) => sites
+                    .iter()
+                    .any(|s| l.from == format!("site:{s}") || l.to == format!("site:{s}")),
                 _ => false,
             }),
             rules: of(&|r| matches!(r.body, ResourceBody::Rule(_))),

@@ -3,9 +3,11 @@
 pub mod check;
 pub mod config;
 pub mod dead_letters;
+pub mod eval;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod recommend;
 pub mod serve;
 
 use std::path::Path;

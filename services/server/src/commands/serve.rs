@@ -58,6 +58,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let app_for_recommendations = app.clone();
     let server = HttpServer::new(listener, app, http_config, shutdown.clone());
     let addr = server.local_addr()?;
     tracing::info!(
@@ -73,6 +74,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         let store = store.clone();
         let shutdown = shutdown.clone();
         async move { store.run_background(shutdown).await }
+    });
+    let recommendations = tokio::spawn({
+        let app = app_for_recommendations;
+        let shutdown = shutdown.clone();
+        async move { app.run_recommendations(shutdown).await }
     });
     let mut http = tokio::spawn(server.run());
     // The server only ends on its own when it fails.
@@ -90,6 +96,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         gateway.join().await;
     }
     background.await?;
+    recommendations.await?;
     served?.context("HTTP server")?;
     store.close().await;
     tracing::info!("stopped");
