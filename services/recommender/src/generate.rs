@@ -250,6 +250,10 @@ fn resource(value: Value) -> Resource {
 
 /// A context and the knowledge that could serve it, from `seed`, with a search space
 /// within [`Size::space`] (the last draw is kept if 64 in a row miss the range).
+///
+/// Most QoS limits are loose; in about half the instances some are then tightened
+/// around the solver's own answer without limits, so they bind. Nothing checks against
+/// that answer: the checks compare with brute force and with [`audit`].
 pub fn instance(seed: u64, size: Size) -> (AppContext, Knowledge) {
     let (lo, hi) = size.space();
     let mut last = None;
