@@ -61,6 +61,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let app_for_recommendations = app.clone();
     let server = HttpServer::new(listener, app, http_config, shutdown.clone());
     let addr = server.local_addr()?;
+    let mut signals = StopSignals::listen()?;
     tracing::info!(
         http = %addr,
         mqtt = mqtt.as_ref().map_or("off", |(_, broker)| broker.as_str()),
@@ -83,7 +84,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let mut http = tokio::spawn(server.run());
     // The server only ends on its own when it fails.
     let ended_early = tokio::select! {
-        signal = wait_for_signal() => { signal?; None }
+        signal = signals.wait() => { signal?; None }
         served = &mut http => Some(served),
     };
     tracing::info!("shutting down");
@@ -130,12 +131,27 @@ async fn bootstrap_admin_key(
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, listened to from before `serve` says it is serving, so a signal
+/// sent as soon as the line appears stops it cleanly rather than killing it.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        Ok(())
+    }
 }
