@@ -731,7 +731,7 @@ fn synthetic(args: &Args, seed: &Seed, scenarios: &[Scenario]) -> anyhow::Result
             devices.push(registered_device(
                 &mut rng,
                 model,
-                &format!("{site}-dev-{j:04}"),
+                &format!("{site}-syn-dev-{j:04}"),
                 site,
                 &c,
                 &observed_at,
@@ -746,7 +746,7 @@ fn synthetic(args: &Args, seed: &Seed, scenarios: &[Scenario]) -> anyhow::Result
         devices.push(registered_device(
             &mut rng,
             model,
-            &format!("{site}-dev-{:04}", j / site_names.len()),
+            &format!("{site}-syn-dev-{:04}", j / site_names.len()),
             site,
             &centre(site),
             &observed_at,
@@ -779,7 +779,7 @@ fn synthetic(args: &Args, seed: &Seed, scenarios: &[Scenario]) -> anyhow::Result
             edges.push(registered_edge(
                 &mut rng,
                 model,
-                &format!("{site}-gw-{j:02}"),
+                &format!("{site}-syn-gw-{j:02}"),
                 site,
                 &c,
                 &observed_at,
@@ -793,7 +793,7 @@ fn synthetic(args: &Args, seed: &Seed, scenarios: &[Scenario]) -> anyhow::Result
         edges.push(registered_edge(
             &mut rng,
             model,
-            &format!("{site}-gw-{:02}", j / site_names.len()),
+            &format!("{site}-syn-gw-{:02}", j / site_names.len()),
             site,
             &centre(site),
             &observed_at,
@@ -857,6 +857,11 @@ fn synthetic(args: &Args, seed: &Seed, scenarios: &[Scenario]) -> anyhow::Result
             n,
             &site_names,
         )?);
+    }
+    // Every id new: a synthetic resource must not replace a seed one or another.
+    let mut ids: BTreeSet<&ResourceId> = seed.resources.iter().map(|r| &r.id).collect();
+    for r in devices.iter().chain(&edges).chain(&offerings).chain(&cases) {
+        ensure!(ids.insert(&r.id), "generated id {} is not new", r.id);
     }
     Ok(Synthetic {
         devices,
