@@ -249,6 +249,128 @@ async fn every_example_scenario_is_answered_with_valid_ranked_configurations() {
     }
 }
 
+impl TestApp {
+    /// Posts a context in a media type of its own; the answer as JSON.
+    async fn post_context(&self, media_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/recommendations", self.base))
+            .bearer_auth(&self.key)
+            .header(header::CONTENT_TYPE, media_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_context_written_in_rdf_gets_the_answer_its_json_gets() {
+    for backend in &backends().await {
+        let t = spawn_app(backend).await;
+        let native = scenario("smart-healthcare");
+        let (status, from_json) = t.post("/api/v1/recommendations", &native).await;
+        assert_eq!(status, StatusCode::CREATED, "{from_json:#}");
+        let turtle = std::fs::read(examples().join("scenarios/smart-healthcare.ttl")).unwrap();
+        let (status, from_turtle) = t.post_context("text/turtle", turtle).await;
+        assert_eq!(status, StatusCode::CREATED, "{from_turtle:#}");
+        assert_eq!(from_turtle["configurations"], from_json["configurations"]);
+        let mut json_ld = native.clone();
+        json_ld["@context"] = json!("https://w3id.org/iotcane/application-context.jsonld");
+        let (status, from_json_ld) = t
+            .post_context("application/ld+json", json_ld.to_string().into_bytes())
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{from_json_ld:#}");
+        assert_eq!(from_json_ld["configurations"], from_json["configurations"]);
+        // The context kept with the answer is the native form, whatever it arrived in.
+        assert_eq!(from_turtle["context"]["domain"], json!("healthcare"));
+        assert_eq!(
+            from_turtle["context"]["sensing"][1]["property"],
+            json!("oxygenSaturation")
+        );
+
+        // Bad RDF: refused with the problem named, and nothing stored.
+        let before = t.count().await;
+        let (status, problem) = t
+            .post_context("text/turtle", b"[] a ic:ApplicationContext".to_vec())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem:#}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("Turtle"),
+            "{problem:#}"
+        );
+        let unknown = r#"@prefix ic: <https://w3id.org/iotcane/ontology#> .
+            [] ic:applicationDomain "healthcare" ;
+               ic:sensingRequirements ( [ ic:requiredProperty "heartRate" ; ic:requiredCount 0 ;
+                                          ic:requiredAtSite "ward-7" ] ) ;
+               ic:qosBounds [ ic:maxLatencyMs 200 ; ic:colour "red" ] ."#;
+        let (status, problem) = t.post_context("text/turtle", unknown.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem:#}");
+        assert_eq!(pointers(&problem), ["/qos"], "{problem:#}");
+        // Well-formed RDF of an invalid context fails the same checks as JSON, by pointer.
+        let zero = unknown.replace(" ; ic:colour \"red\"", "");
+        let (status, problem) = t.post_context("text/turtle", zero.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem:#}");
+        assert_eq!(pointers(&problem), ["/sensing/0/count"], "{problem:#}");
+        let (status, problem) = t.post_context("text/plain", b"domain: x".to_vec()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{problem:#}");
+        assert_eq!(t.count().await, before);
+        t.shutdown.cancel();
+    }
+}
+
+#[tokio::test]
+async fn catalog_changes_are_seen_by_the_next_recommendation() {
+    let backend = &backends().await[0];
+    let t = spawn_app(backend).await;
+    let context = json!({
+        "domain": "healthcare",
+        "sensing": [{"property": "radonLevel", "count": 2, "site": "ward-7", "protocols": ["ble"]}],
+        "qos": {"maxLatencyMs": 60000},
+        "alternatives": 1
+    });
+    let (status, problem) = t.post("/api/v1/recommendations", &context).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem:#}");
+    assert_eq!(pointers(&problem), ["/sensing/0/property"]);
+
+    // A new catalog model that observes the property: the very next request binds it.
+    let (status, mut model) = t.get("/api/v1/devices/polar-h10").await;
+    assert_eq!(status, StatusCode::OK);
+    model["id"] = json!("radon-probe");
+    model["name"] = json!("Radon probe");
+    model["observes"] = json!(["radonLevel"]);
+    for key in ["version", "createdAt", "modifiedAt", "links"] {
+        model.as_object_mut().unwrap().remove(key);
+    }
+    let (status, body) = t.put("/api/v1/devices/radon-probe", &model).await;
+    assert_eq!(status, StatusCode::CREATED, "{body:#}");
+    let (status, answer) = t.post("/api/v1/recommendations", &context).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer:#}");
+    let bound: Vec<&Value> = answer["configurations"][0]["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["requirement"] == json!("sensing:radonLevel@ward-7"))
+        .collect();
+    assert_eq!(bound.len(), 1, "{answer:#}");
+    assert_eq!(bound[0]["resource"], json!("radon-probe"));
+
+    // Registered elsewhere, it is no longer a catalog model: nothing can fill the slot.
+    model["site"] = json!("farm-north");
+    let (status, body) = t.put("/api/v1/devices/radon-probe", &model).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let (status, answer) = t.post("/api/v1/recommendations", &context).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer:#}");
+    assert_eq!(answer["configurations"], json!([]), "{answer:#}");
+    assert!(
+        !answer.to_string().contains("\"resource\":\"radon-probe\""),
+        "{answer:#}"
+    );
+    t.shutdown.cancel();
+}
+
 #[tokio::test]
 async fn bad_contexts_get_a_precise_4xx_and_nothing_is_stored() {
     let backend = &backends().await[0];

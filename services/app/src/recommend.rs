@@ -3,7 +3,8 @@
 //! the answer; feedback that turns accepted configurations into cases; refinement rules
 //! checked against cornerstone cases; subscriptions re-evaluated as knowledge changes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
@@ -140,17 +141,85 @@ pub struct RecommendationEvent {
     pub objective: Option<f64>,
 }
 
-/// A tenant's case index, or the changes seen while it is being built.
+/// What the recommender keeps in memory per tenant, current with the journal: the case
+/// index, and the catalog (device models and edge types: neither a site nor an
+/// `instanceOf`), which typed queries can only find by checking every device.
+#[derive(Debug, Default)]
+pub(crate) struct TenantView {
+    cases: CaseIndex,
+    catalog: BTreeMap<ResourceId, Resource>,
+}
+
+impl TenantView {
+    fn upsert(&mut self, resource: &Resource) {
+        match &resource.body {
+            ResourceBody::Case(_) => self.cases.upsert(resource),
+            ResourceBody::Device(_) | ResourceBody::EdgeNode(_) if is_catalog(resource) => {
+                self.catalog.insert(resource.id.clone(), resource.clone());
+            }
+            ResourceBody::Device(_) | ResourceBody::EdgeNode(_) => {
+                self.catalog.remove(&resource.id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies one journal row; puts and deletes are idempotent.
+    fn apply(&mut self, entry: &JournalEntry) {
+        let Ok(id) = entry.resource_id.parse::<ResourceId>() else {
+            return;
+        };
+        if !VIEW_KINDS.iter().any(|k| k.as_str() == entry.kind) {
+            return;
+        }
+        match (&entry.op, &entry.body) {
+            (Op::Delete, _) | (_, None) => {
+                self.cases.remove(&id);
+                self.catalog.remove(&id);
+            }
+            (_, Some(body)) => match iotcane_store::decode_body(entry.seq, body) {
+                Ok(resource) => self.upsert(&resource),
+                Err(e) => {
+                    tracing::warn!(seq = entry.seq, error = %e, "resource in the journal is unreadable")
+                }
+            },
+        }
+    }
+
+    /// The catalog models of one kind.
+    fn catalog_of(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
+        self.catalog.values().filter(move |r| r.kind() == kind)
+    }
+}
+
+/// The kinds a [`TenantView`] follows.
+const VIEW_KINDS: [Kind; 3] = [Kind::Case, Kind::Device, Kind::EdgeNode];
+
+fn is_catalog(resource: &Resource) -> bool {
+    let placement = match &resource.body {
+        ResourceBody::Device(d) => &d.placement,
+        ResourceBody::EdgeNode(e) => &e.placement,
+        _ => return false,
+    };
+    placement.site.is_none() && placement.instance_of.is_none()
+}
+
+/// A tenant's view, or the changes seen while it is being built.
 #[derive(Debug)]
-enum CaseSlot {
+enum ViewSlot {
     Loading(Vec<Arc<JournalEntry>>),
-    Ready(Arc<RwLock<CaseIndex>>),
+    Ready(Arc<RwLock<TenantView>>),
 }
 
 /// The recommender's state in the app: case indices and the event channel.
 #[derive(Debug)]
 pub(crate) struct RecommenderState {
-    cases: Mutex<HashMap<Tenant, CaseSlot>>,
+    views: Mutex<HashMap<Tenant, ViewSlot>>,
+    /// Whether [`App::run_recommendations`] is following the change feed; without it
+    /// views are not kept, since nothing would keep them current.
+    following: AtomicBool,
+    /// The newest journal row the change feed has handed to the views.
+    seen_seq: AtomicI64,
     settings: Settings,
     events: broadcast::Sender<Arc<RecommendationEvent>>,
     /// Tenants with changes since their subscriptions were last re-evaluated.
@@ -160,7 +229,9 @@ pub(crate) struct RecommenderState {
 impl RecommenderState {
     pub(crate) fn new() -> Self {
         Self {
-            cases: Mutex::default(),
+            views: Mutex::default(),
+            following: AtomicBool::new(false),
+            seen_seq: AtomicI64::new(0),
             settings: Settings::default(),
             events: broadcast::channel(1024).0,
             dirty: Mutex::default(),
@@ -203,6 +274,15 @@ fn one_of(kind: Kind, key: &str, values: &[String]) -> Result<Filter, AppError> 
     })
 }
 
+/// Whether a device observes (or actuates) a property.
+fn serves_property(device: &Resource, need: Need, property: &str) -> bool {
+    match (&device.body, need) {
+        (ResourceBody::Device(d), Need::Sensing) => d.observes.contains(property),
+        (ResourceBody::Device(d), Need::Actuation) => d.actuates.contains(property),
+        _ => false,
+    }
+}
+
 fn absent(kind: Kind, key: &str) -> Result<Filter, AppError> {
     let f = field(Some(kind), key).ok_or_else(|| StoreError::Corrupt(format!("no field {key}")))?;
     Ok(Filter {
@@ -233,8 +313,7 @@ impl App {
     ) -> Result<bool, AppError> {
         let mut find = Find::new(tenant.clone(), Some(kind));
         find.filters = filters;
-        find.limit = 1;
-        Ok(!self.store.find(find).await?.is_empty())
+        Ok(self.store.exists(find).await?)
     }
 
     /// The candidates of a context, retrieved from the graph; refuses contexts that name
@@ -244,6 +323,15 @@ impl App {
         tenant: &Tenant,
         ctx: &AppContext,
     ) -> Result<Knowledge, AppError> {
+        Ok(self.knowledge_and_view(tenant, ctx).await?.0)
+    }
+
+    async fn knowledge_and_view(
+        &self,
+        tenant: &Tenant,
+        ctx: &AppContext,
+    ) -> Result<(Knowledge, Arc<RwLock<TenantView>>), AppError> {
+        let view = self.view(tenant).await?;
         let mut unknown = Vec::new();
         let requirements = ctx.requirements();
         let sites = ctx.sites();
@@ -314,17 +402,19 @@ impl App {
             let mut found = Vec::new();
             if ctx.use_.registered() {
                 let mut find = Find::new(tenant.clone(), Some(Kind::Device));
-                find.filters = vec![serves.clone(), typed_filter(Kind::Device, "site", &r.site)?];
+                // The site first: it narrows far more than the property.
+                find.filters = vec![typed_filter(Kind::Device, "site", &r.site)?, serves];
                 found.extend(self.find_resources(find).await?);
             }
             if ctx.use_.catalog() {
-                let mut find = Find::new(tenant.clone(), Some(Kind::Device));
-                find.filters = vec![
-                    serves,
-                    absent(Kind::Device, "site")?,
-                    absent(Kind::Device, "instanceOf")?,
-                ];
-                found.extend(self.find_resources(find).await?);
+                let view = view
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                found.extend(
+                    view.catalog_of(Kind::Device)
+                        .filter(|d| serves_property(d, r.need, &r.property))
+                        .cloned(),
+                );
             }
             devices.push(found);
         }
@@ -356,12 +446,12 @@ impl App {
         let mut find = Find::new(tenant.clone(), Some(Kind::EdgeNode));
         find.filters = vec![one_of(Kind::EdgeNode, "site", &sites)?];
         edge_nodes.extend(self.find_resources(find).await?);
-        let mut find = Find::new(tenant.clone(), Some(Kind::EdgeNode));
-        find.filters = vec![
-            absent(Kind::EdgeNode, "site")?,
-            absent(Kind::EdgeNode, "instanceOf")?,
-        ];
-        edge_nodes.extend(self.find_resources(find).await?);
+        edge_nodes.extend(
+            view.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .catalog_of(Kind::EdgeNode)
+                .cloned(),
+        );
         let mut find = Find::new(tenant.clone(), Some(Kind::CloudOffering));
         if let Some(regions) = &q.allowed_regions {
             find.filters
@@ -382,55 +472,91 @@ impl App {
         let rules = self
             .find_resources(Find::new(tenant.clone(), Some(Kind::Rule)))
             .await?;
-        Ok(Knowledge {
+        let knowledge = Knowledge {
             devices,
             edge_nodes,
             offerings,
             links,
             rules,
-        })
+        };
+        Ok((knowledge, view))
     }
 
-    /// The tenant's case index, built on first use and kept current by
-    /// [`App::run_recommendations`].
-    async fn case_index(&self, tenant: &Tenant) -> Result<Arc<RwLock<CaseIndex>>, AppError> {
-        {
-            let mut slots = lock(&self.recommender.cases);
+    /// The tenant's view, built on first use and kept current by
+    /// [`App::run_recommendations`] (built afresh on every call when that is not running).
+    async fn view(&self, tenant: &Tenant) -> Result<Arc<RwLock<TenantView>>, AppError> {
+        let following = self.recommender.following.load(Ordering::Acquire);
+        if following {
+            self.wait_for_feed().await;
+            let mut slots = lock(&self.recommender.views);
             match slots.get(tenant) {
-                Some(CaseSlot::Ready(index)) => return Ok(index.clone()),
-                Some(CaseSlot::Loading(_)) => {}
+                Some(ViewSlot::Ready(view)) => return Ok(view.clone()),
+                Some(ViewSlot::Loading(_)) => {}
                 None => {
-                    slots.insert(tenant.clone(), CaseSlot::Loading(Vec::new()));
+                    slots.insert(tenant.clone(), ViewSlot::Loading(Vec::new()));
                 }
             }
         }
-        let cases = self
-            .find_resources(Find::new(tenant.clone(), Some(Kind::Case)))
-            .await;
-        let mut slots = lock(&self.recommender.cases);
-        let cases = match cases {
-            Ok(cases) => cases,
+        let loaded = self.load_view(tenant).await;
+        if !following {
+            return Ok(Arc::new(RwLock::new(loaded?)));
+        }
+        let mut slots = lock(&self.recommender.views);
+        let mut view = match loaded {
+            Ok(view) => view,
             Err(e) => {
                 slots.remove(tenant);
                 return Err(e);
             }
         };
-        if let Some(CaseSlot::Ready(index)) = slots.get(tenant) {
-            return Ok(index.clone());
-        }
-        let mut index = CaseIndex::new();
-        for case in &cases {
-            index.upsert(case);
+        if let Some(ViewSlot::Ready(view)) = slots.get(tenant) {
+            return Ok(view.clone());
         }
         // Changes seen while loading are applied on top: puts and deletes are idempotent.
-        if let Some(CaseSlot::Loading(pending)) = slots.get(tenant) {
+        if let Some(ViewSlot::Loading(pending)) = slots.get(tenant) {
             for entry in pending {
-                apply_case_entry(&mut index, entry);
+                view.apply(entry);
             }
         }
-        let index = Arc::new(RwLock::new(index));
-        slots.insert(tenant.clone(), CaseSlot::Ready(index.clone()));
-        Ok(index)
+        let view = Arc::new(RwLock::new(view));
+        slots.insert(tenant.clone(), ViewSlot::Ready(view.clone()));
+        Ok(view)
+    }
+
+    async fn load_view(&self, tenant: &Tenant) -> Result<TenantView, AppError> {
+        let mut view = TenantView::default();
+        for case in self
+            .find_resources(Find::new(tenant.clone(), Some(Kind::Case)))
+            .await?
+        {
+            view.upsert(&case);
+        }
+        for kind in [Kind::Device, Kind::EdgeNode] {
+            let mut find = Find::new(tenant.clone(), Some(kind));
+            find.filters = vec![absent(kind, "site")?, absent(kind, "instanceOf")?];
+            for model in self.find_resources(find).await? {
+                view.upsert(&model);
+            }
+        }
+        Ok(view)
+    }
+
+    /// Waits (briefly) until the change feed has handed the views every row the store has
+    /// applied, so a write acknowledged before this request is seen by it.
+    async fn wait_for_feed(&self) {
+        const PATIENCE: Duration = Duration::from_millis(500);
+        let target = self.store.applied_seq();
+        let started = std::time::Instant::now();
+        while self.recommender.seen_seq.load(Ordering::Acquire) < target {
+            if started.elapsed() > PATIENCE {
+                tracing::debug!(
+                    target,
+                    "the change feed is behind; answering from the view as it is"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Computes a recommendation for a checked context without storing it.
@@ -440,15 +566,15 @@ impl App {
         ctx: &AppContext,
     ) -> Result<(Recommendation, Knowledge, f64), AppError> {
         let started = std::time::Instant::now();
-        let knowledge = self.knowledge_for(tenant, ctx).await?;
-        let index = self.case_index(tenant).await?;
+        let (knowledge, view) = self.knowledge_and_view(tenant, ctx).await?;
         let settings = self.recommender.settings;
         let ctx_owned = ctx.clone();
         let (answer, knowledge) = tokio::task::spawn_blocking(move || {
-            let cases = index
+            let view = view
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let answer = iotcane_recommender::recommend(&ctx_owned, &knowledge, &cases, &settings);
+            let answer =
+                iotcane_recommender::recommend(&ctx_owned, &knowledge, &view.cases, &settings);
             (answer, knowledge)
         })
         .await
@@ -581,13 +707,12 @@ impl App {
         };
         let mut case_id = None;
         if feedback.accepted {
-            let case = case_of(tenant, id, &rec, &chosen, feedback.outcome.clone())?;
+            let case = case_of(id, &rec, &chosen, feedback.outcome.clone())?;
             let case_ref = case.id.clone();
             self.put(tenant, case.clone(), None, actor).await?;
             // The next recommendation sees the case even before the change feed does.
-            if let Some(CaseSlot::Ready(index)) = lock(&self.recommender.cases).get(tenant) {
-                index
-                    .write()
+            if let Some(ViewSlot::Ready(view)) = lock(&self.recommender.views).get(tenant) {
+                view.write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .upsert(&case);
             }
@@ -735,22 +860,17 @@ impl App {
     /// Keeps case indices current and re-evaluates subscribed recommendations when
     /// knowledge or live context changes, until `shutdown`.
     pub async fn run_recommendations(&self, shutdown: CancellationToken) {
-        let mut changes = self.store.subscribe();
+        // The feed has its own task, so a long re-evaluation never holds views back.
+        let feed = tokio::spawn({
+            let app = self.clone();
+            let shutdown = shutdown.clone();
+            async move { app.follow_changes(shutdown).await }
+        });
         let mut tick = tokio::time::interval(REEVALUATE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
-                received = changes.recv() => match received {
-                    Ok(entry) => self.on_change(&entry),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Missed changes: rebuild every index on next use.
-                        lock(&self.recommender.cases).clear();
-                        let tenants = self.store.tenants().unwrap_or_default();
-                        lock(&self.recommender.dirty).extend(tenants);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+                () = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     let dirty = std::mem::take(&mut *lock(&self.recommender.dirty));
                     for tenant in dirty {
@@ -761,27 +881,59 @@ impl App {
                 }
             }
         }
+        let _ = feed.await;
+    }
+
+    /// Hands every applied journal row to the views and marks its tenant dirty.
+    async fn follow_changes(&self, shutdown: CancellationToken) {
+        let mut changes = self.store.subscribe();
+        // Rows applied before the subscription are in whatever a view loads from now on.
+        lock(&self.recommender.views).clear();
+        self.recommender
+            .seen_seq
+            .store(self.store.applied_seq(), Ordering::Release);
+        self.recommender.following.store(true, Ordering::Release);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                received = changes.recv() => match received {
+                    Ok(entry) => self.on_change(&entry),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed changes: rebuild every view on next use.
+                        lock(&self.recommender.views).clear();
+                        self.recommender
+                            .seen_seq
+                            .fetch_max(self.store.applied_seq(), Ordering::AcqRel);
+                        let tenants = self.store.tenants().unwrap_or_default();
+                        lock(&self.recommender.dirty).extend(tenants);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        self.recommender.following.store(false, Ordering::Release);
+        lock(&self.recommender.views).clear();
     }
 
     fn on_change(&self, entry: &Arc<JournalEntry>) {
-        let Ok(tenant) = entry.tenant.parse::<Tenant>() else {
-            return;
-        };
-        if entry.kind == Kind::Case.as_str() {
-            let mut slots = lock(&self.recommender.cases);
-            match slots.get_mut(&tenant) {
-                Some(CaseSlot::Loading(pending)) => pending.push(entry.clone()),
-                Some(CaseSlot::Ready(index)) => {
-                    let mut index = index
+        if let Ok(tenant) = entry.tenant.parse::<Tenant>() {
+            if VIEW_KINDS.iter().any(|k| k.as_str() == entry.kind) {
+                match lock(&self.recommender.views).get_mut(&tenant) {
+                    Some(ViewSlot::Loading(pending)) => pending.push(entry.clone()),
+                    Some(ViewSlot::Ready(view)) => view
                         .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    apply_case_entry(&mut index, entry);
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .apply(entry),
+                    None => {}
                 }
-                None => {}
             }
-        } else {
-            lock(&self.recommender.dirty).insert(tenant);
+            if entry.kind != Kind::Case.as_str() {
+                lock(&self.recommender.dirty).insert(tenant);
+            }
         }
+        self.recommender
+            .seen_seq
+            .fetch_max(entry.seq, Ordering::AcqRel);
     }
 
     /// Re-evaluates a tenant's subscribed recommendations; returns the events sent.
@@ -824,12 +976,12 @@ impl App {
                 })
                 .collect();
             let old_objective = best.get("objective").and_then(Value::as_f64);
-            let index = self.case_index(tenant).await?;
+            let view = self.view(tenant).await?;
             let assessment = {
-                let cases = index
+                let view = view
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                iotcane_recommender::assess(&ctx, &knowledge, &cases, &bindings)
+                iotcane_recommender::assess(&ctx, &knowledge, &view.cases, &bindings)
             };
             let new_best = answer.configurations.first().map(|c| c.objective);
             let margin = record.margin.unwrap_or(DEFAULT_MARGIN);
@@ -893,30 +1045,13 @@ impl App {
     }
 }
 
-fn apply_case_entry(index: &mut CaseIndex, entry: &JournalEntry) {
-    let Ok(id) = entry.resource_id.parse::<ResourceId>() else {
-        return;
-    };
-    match (&entry.op, &entry.body) {
-        (Op::Delete, _) | (_, None) => index.remove(&id),
-        (_, Some(body)) => match iotcane_store::decode_body(entry.seq, body) {
-            Ok(resource) => index.upsert(&resource),
-            Err(e) => {
-                tracing::warn!(seq = entry.seq, error = %e, "case in the journal is unreadable")
-            }
-        },
-    }
-}
-
 /// The case an accepted configuration becomes.
 fn case_of(
-    tenant: &Tenant,
     rec_id: &str,
     rec: &StoredRecommendation,
     chosen: &Value,
     outcome: Option<Outcome>,
 ) -> Result<Resource, AppError> {
-    let _ = tenant;
     let ctx = rec.context.as_object().cloned().unwrap_or_default();
     let domain = ctx
         .get("domain")

@@ -652,10 +652,10 @@ fn configuration(
     let w = objective.weights;
     let r = objective.ranges;
     let scores = Scores {
-        cost: search_norm(adds.cost_criterion(), r.cost),
-        latency: search_norm(found.latency, r.latency),
-        energy: search_norm(adds.energy_w, r.energy),
-        availability: search_norm(adds.loss, r.availability_loss),
+        cost: search::norm(adds.cost_criterion(), r.cost),
+        latency: search::norm(found.latency, r.latency),
+        energy: search::norm(adds.energy_w, r.energy),
+        availability: search::norm(adds.loss, r.availability_loss),
         unpreferred: adds.unpreferred / objective.slots,
         case_affinity: -adds.neg_affinity / objective.slots,
     };
@@ -713,10 +713,6 @@ fn configuration(
         constraints,
         explanation,
     }
-}
-
-fn search_norm(x: f64, (lo, hi): (f64, f64)) -> f64 {
-    if hi > lo { (x - lo) / (hi - lo) } else { 0.0 }
 }
 
 /// The constraints a binding meets on its own, for the report.

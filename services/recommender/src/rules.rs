@@ -206,9 +206,8 @@ pub fn changed_cases(
         let mut bindings = Vec::new();
         for binding in &body.configuration.bindings {
             let resolved = resolve(&binding.resource);
-            let subject_of = |r: &Resource| subject_parts(r, binding.role);
             let (model, manufacturer, protocols, provider, region) =
-                resolved.as_ref().map(subject_of).unwrap_or_default();
+                resolved.as_ref().map(subject_parts).unwrap_or_default();
             let subject = Subject {
                 role: binding.role,
                 id: &binding.resource,
@@ -246,7 +245,7 @@ type Parts = (
 );
 
 /// The parts of a resource a rule target may name.
-fn subject_parts(resource: &Resource, _role: BindingRole) -> Parts {
+fn subject_parts(resource: &Resource) -> Parts {
     match &resource.body {
         ResourceBody::Device(d) => (
             d.placement.instance_of.clone(),

@@ -94,7 +94,8 @@ pub struct Objective {
     pub budget: Option<f64>,
 }
 
-fn norm(x: f64, (lo, hi): (f64, f64)) -> f64 {
+/// `x` scaled to 0..1 over its range (0 when the range is a point).
+pub(crate) fn norm(x: f64, (lo, hi): (f64, f64)) -> f64 {
     if hi > lo { (x - lo) / (hi - lo) } else { 0.0 }
 }
 

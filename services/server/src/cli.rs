@@ -72,7 +72,7 @@ pub enum Command {
     /// Inspect the messages the MQTT gateway refused.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
-    /// Recommend configurations for an application context (JSON) from the local store.
+    /// Recommend configurations for an application context (JSON or RDF) from the local store.
     Recommend(RecommendArgs),
     /// Measure the recommender: example scenarios, generated instances against brute force and the exact optimum, case retrieval, latency.
     Eval(EvalArgs),
@@ -80,7 +80,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
-    /// The context file (JSON, see schema/json-schema/context.schema.json).
+    /// The context file: JSON (schema/json-schema/context.schema.json), or the same in RDF
+    /// by extension (.jsonld with the application context, .ttl, .nt).
     pub context: PathBuf,
     #[arg(long, default_value = "default")]
     pub tenant: String,

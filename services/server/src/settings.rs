@@ -27,6 +27,8 @@ pub struct Settings {
     pub tail_interval_ms: u64,
     pub query_timeout_ms: u64,
     pub query_result_limit: usize,
+    /// Resources kept decoded in memory for reads (0: none).
+    pub resource_cache_entries: usize,
     /// Where the HTTP gateway listens.
     pub http_addr: String,
     /// `false` switches API keys off (local use only; every request acts as an admin of
@@ -95,6 +97,7 @@ impl Default for Settings {
             tail_interval_ms: 500,
             query_timeout_ms: 10_000,
             query_result_limit: 100_000,
+            resource_cache_entries: 200_000,
             http_addr: "127.0.0.1:8080".to_owned(),
             auth: true,
             local_tenant: "default".to_owned(),
@@ -239,6 +242,7 @@ impl Settings {
         config.query_timeout = Duration::from_millis(self.query_timeout_ms);
         config.query_result_limit = self.query_result_limit;
         config.context_history = self.context_history.max(1);
+        config.resource_cache_entries = self.resource_cache_entries;
         config
     }
 

@@ -125,6 +125,8 @@ pub struct StoreConfig {
     pub context_history: u32,
     /// How often old context reports are pruned.
     pub context_prune_interval: Duration,
+    /// Resources kept decoded in memory for [`KnowledgeStore::get`] (0: none).
+    pub resource_cache_entries: usize,
 }
 
 impl StoreConfig {
@@ -143,6 +145,7 @@ impl StoreConfig {
             query_result_limit: 100_000,
             context_history: 100,
             context_prune_interval: Duration::from_secs(60),
+            resource_cache_entries: 200_000,
         }
     }
 }
@@ -229,6 +232,76 @@ struct Inner {
     applied_seq: AtomicI64,
     changes_since_snapshot: AtomicU64,
     events: broadcast::Sender<Arc<JournalEntry>>,
+    /// Decoded resources by tenant and id, so reads skip rebuilding them from quads.
+    cache: ResourceCache,
+}
+
+/// Decoded resources, dropped whenever the graph changes them.
+///
+/// A read that raced a change must not put back what it read: a reader notes the
+/// generation before reading the graph and inserts only if no change was applied since;
+/// the writer bumps the generation and drops the entries under the same lock.
+struct ResourceCache {
+    entries: Option<quick_cache::sync::Cache<(Tenant, ResourceId), Arc<Stored>>>,
+    generation: std::sync::Mutex<u64>,
+}
+
+impl std::fmt::Debug for ResourceCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceCache").finish_non_exhaustive()
+    }
+}
+
+impl ResourceCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
+            generation: std::sync::Mutex::new(0),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        *self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, tenant: &Tenant, id: &ResourceId) -> Option<Arc<Stored>> {
+        self.entries.as_ref()?.get(&(tenant.clone(), id.clone()))
+    }
+
+    fn insert_if_unchanged(&self, read_at: u64, tenant: &Tenant, id: &ResourceId, stored: Stored) {
+        let Some(entries) = &self.entries else {
+            return;
+        };
+        let generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *generation == read_at {
+            entries.insert((tenant.clone(), id.clone()), Arc::new(stored));
+        }
+    }
+
+    fn invalidate(&self, entries: &[JournalEntry]) {
+        let Some(cache) = &self.entries else {
+            return;
+        };
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *generation += 1;
+        for entry in entries {
+            if let (Ok(tenant), Ok(id)) = (
+                entry.tenant.parse::<Tenant>(),
+                entry.resource_id.parse::<ResourceId>(),
+            ) {
+                cache.remove(&(tenant, id));
+            }
+        }
+    }
 }
 
 const TAIL_BATCH: i64 = 10_000;
@@ -271,6 +344,7 @@ impl KnowledgeStore {
             tracing::info!(seq = file.seq, path = %file.path.display(), "snapshot loaded");
         }
         let (events, _) = broadcast::channel(4096);
+        let cache = ResourceCache::new(config.resource_cache_entries);
         let store = KnowledgeStore {
             inner: Arc::new(Inner {
                 journal,
@@ -282,6 +356,7 @@ impl KnowledgeStore {
                 applied_seq: AtomicI64::new(applied),
                 changes_since_snapshot: AtomicU64::new(0),
                 events,
+                cache,
             }),
         };
         let replayed = store.catch_up().await?;
@@ -589,6 +664,7 @@ impl KnowledgeStore {
             tokio::task::spawn_blocking(move || graph.apply(&entries, known).map(|()| entries))
                 .await
                 .map_err(|e| StoreError::Corrupt(format!("graph task failed: {e}")))??;
+        self.inner.cache.invalidate(&entries);
         self.inner.applied_seq.store(last, Ordering::Release);
         self.inner
             .changes_since_snapshot
@@ -626,6 +702,24 @@ impl KnowledgeStore {
 
     /// The current description of a resource, read from the graph.
     pub fn get(&self, tenant: &Tenant, id: &ResourceId) -> Result<Option<Stored>, StoreError> {
+        if let Some(stored) = self.inner.cache.get(tenant, id) {
+            return Ok(Some(Stored::clone(&stored)));
+        }
+        let read_at = self.inner.cache.generation();
+        let stored = self.read_from_graph(tenant, id)?;
+        if let Some(stored) = &stored {
+            self.inner
+                .cache
+                .insert_if_unchanged(read_at, tenant, id, stored.clone());
+        }
+        Ok(stored)
+    }
+
+    fn read_from_graph(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<Option<Stored>, StoreError> {
         let quads = self.inner.graph.quads_of(tenant, id)?;
         if quads.is_empty() {
             return Ok(None);
@@ -764,6 +858,15 @@ impl KnowledgeStore {
         let tenant = find.tenant.clone();
         self.query_blocking(&tenant, move |store, token| {
             query::run_find(store, &find, token)
+        })
+        .await
+    }
+
+    /// Whether any resource passes a typed query's filters.
+    pub async fn exists(&self, find: Find) -> Result<bool, StoreError> {
+        let tenant = find.tenant.clone();
+        self.query_blocking(&tenant, move |store, token| {
+            query::run_exists(store, &find, token)
         })
         .await
     }

@@ -210,20 +210,6 @@ pub enum Cmp {
     StartsWith,
 }
 
-impl Cmp {
-    fn sparql(self, o: &str, v: &str) -> String {
-        match self {
-            Cmp::Eq => format!("FILTER({o} = {v})"),
-            Cmp::Ne => format!("FILTER({o} != {v})"),
-            Cmp::Lt => format!("FILTER({o} < {v})"),
-            Cmp::Le => format!("FILTER({o} <= {v})"),
-            Cmp::Gt => format!("FILTER({o} > {v})"),
-            Cmp::Ge => format!("FILTER({o} >= {v})"),
-            Cmp::StartsWith => format!("FILTER(STRSTARTS(STR({o}), STR({v})))"),
-        }
-    }
-}
-
 /// What a filtered value must satisfy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
@@ -365,87 +351,209 @@ pub struct Found {
     pub distance_m: Option<f64>,
 }
 
-/// Builds the SPARQL of a [`Find`] from fixed fragments, with every user value bound to a
-/// variable as a term. Returns the text and the bindings.
-pub(crate) fn find_query(find: &Find) -> (String, Vec<(Variable, Term)>) {
-    let mut text = String::new();
-    let mut bindings = Vec::new();
-    let mut extra = Vec::new();
-    if let Some(kind) = find.kind {
-        text.push_str("?s a ?class . ");
-        bindings.push((var("class"), class_of(kind).into_owned().into()));
-    } else {
-        text.push_str("?s <http://purl.org/dc/terms/identifier> ?id . ");
-    }
+/// Builds the SPARQL algebra of a [`Find`] directly, never as text: classes, predicates
+/// and user values go into the patterns as RDF terms. Constants in the patterns let the
+/// evaluator use its indexes ("devices that observe P at site S" is an index probe, not a
+/// scan of every device).
+fn find_pattern(find: &Find) -> Result<spargebra::algebra::GraphPattern, StoreError> {
+    use spargebra::algebra::{Expression, Function, GraphPattern};
+    use spargebra::term::{NamedNodePattern, TermPattern, TriplePattern};
+
+    let subject = TermPattern::Variable(var("s"));
+    let mut patterns = Vec::new();
+    let mut values = Vec::new();
+    let mut conditions = Vec::new();
+    // The filters' patterns come first, in the order given, and the class last: the
+    // evaluator keeps the order of equally selective-looking patterns, and a filter on a
+    // rare value (a site) narrows far more than the class does.
+    let class_pattern = match find.kind {
+        Some(kind) => TriplePattern {
+            subject: subject.clone(),
+            predicate: oxigraph::model::vocab::rdf::TYPE.into_owned().into(),
+            object: TermPattern::NamedNode(class_of(kind).into_owned()),
+        },
+        None => TriplePattern {
+            subject: subject.clone(),
+            predicate: NamedNode::new_unchecked("http://purl.org/dc/terms/identifier").into(),
+            object: TermPattern::Variable(var("id")),
+        },
+    };
     for (i, filter) in find.filters.iter().enumerate() {
-        if filter.condition == Condition::Absent {
-            let mut inner = String::new();
-            path_pattern(&mut inner, &mut bindings, &format!("f{i}"), &filter.path);
-            text.push_str(&format!("FILTER NOT EXISTS {{ {inner}}} "));
-            continue;
-        }
-        let object = path_pattern(&mut text, &mut bindings, &format!("f{i}"), &filter.path);
+        let name = format!("f{i}");
         match &filter.condition {
-            Condition::Absent => {}
-            Condition::Cmp(cmp, value) => {
-                text.push_str(&cmp.sparql(&object, &format!("?v{i}")));
-                bindings.push((var(&format!("v{i}")), value.clone()));
+            Condition::Absent => {
+                let mut inner = Vec::new();
+                path_patterns(&mut inner, &name, &filter.path, None);
+                conditions.push(Expression::Not(Box::new(Expression::Exists(Box::new(
+                    GraphPattern::Bgp { patterns: inner },
+                )))));
             }
-            Condition::OneOf(values) => {
-                let names: Vec<String> = (0..values.len()).map(|j| format!("?v{i}_{j}")).collect();
-                text.push_str(&format!("FILTER({object} IN ({}))", names.join(", ")));
-                for (j, value) in values.iter().enumerate() {
-                    bindings.push((var(&format!("v{i}_{j}")), value.clone()));
-                }
+            Condition::Cmp(Cmp::Eq, value) if same_term_is_equality(value) => {
+                path_patterns(&mut patterns, &name, &filter.path, Some(value));
+            }
+            Condition::OneOf(list) if list.len() == 1 && same_term_is_equality(&list[0]) => {
+                path_patterns(&mut patterns, &name, &filter.path, Some(&list[0]));
+            }
+            Condition::OneOf(list) if list.iter().all(same_term_is_equality) => {
+                let object = path_patterns(&mut patterns, &name, &filter.path, None);
+                values.push(GraphPattern::Values {
+                    variables: vec![object],
+                    bindings: list
+                        .iter()
+                        .map(|t| ground_term(t).map(|t| vec![Some(t)]))
+                        .collect::<Result<_, _>>()?,
+                });
+            }
+            Condition::Cmp(cmp, value) => {
+                let object = path_patterns(&mut patterns, &name, &filter.path, None);
+                let (o, v) = (Expression::Variable(object), expression(value)?);
+                conditions.push(match cmp {
+                    Cmp::Eq => Expression::Equal(Box::new(o), Box::new(v)),
+                    Cmp::Ne => {
+                        Expression::Not(Box::new(Expression::Equal(Box::new(o), Box::new(v))))
+                    }
+                    Cmp::Lt => Expression::Less(Box::new(o), Box::new(v)),
+                    Cmp::Le => Expression::LessOrEqual(Box::new(o), Box::new(v)),
+                    Cmp::Gt => Expression::Greater(Box::new(o), Box::new(v)),
+                    Cmp::Ge => Expression::GreaterOrEqual(Box::new(o), Box::new(v)),
+                    Cmp::StartsWith => Expression::FunctionCall(
+                        Function::StrStarts,
+                        vec![
+                            Expression::FunctionCall(Function::Str, vec![o]),
+                            Expression::FunctionCall(Function::Str, vec![v]),
+                        ],
+                    ),
+                });
+            }
+            Condition::OneOf(list) => {
+                let object = path_patterns(&mut patterns, &name, &filter.path, None);
+                conditions.push(Expression::In(
+                    Box::new(Expression::Variable(object)),
+                    list.iter().map(expression).collect::<Result<_, _>>()?,
+                ));
             }
         }
-        text.push(' ');
+    }
+    patterns.push(class_pattern);
+    let mut projection = vec![var("s")];
+    if find.near.is_some() {
+        let geo = |local: &str| {
+            NamedNode::new_unchecked(format!("http://www.w3.org/2003/01/geo/wgs84_pos#{local}"))
+        };
+        let location = TermPattern::Variable(var("loc"));
+        for (s, p, o) in [
+            (subject.clone(), geo("location"), location.clone()),
+            (
+                location.clone(),
+                geo("lat"),
+                TermPattern::Variable(var("lat")),
+            ),
+            (location, geo("long"), TermPattern::Variable(var("lon"))),
+        ] {
+            patterns.push(TriplePattern {
+                subject: s,
+                predicate: NamedNodePattern::NamedNode(p),
+                object: o,
+            });
+        }
+        projection.extend([var("lat"), var("lon")]);
+    }
+    let mut pattern = GraphPattern::Bgp { patterns };
+    for v in values {
+        pattern = GraphPattern::Join {
+            left: Box::new(v),
+            right: Box::new(pattern),
+        };
+    }
+    if let Some(expr) = conditions
+        .into_iter()
+        .reduce(|a, b| Expression::And(Box::new(a), Box::new(b)))
+    {
+        pattern = GraphPattern::Filter {
+            expr,
+            inner: Box::new(pattern),
+        };
     }
     if let Order::Field { path, .. } = &find.order {
-        let mut optional = String::new();
-        let key = path_pattern(&mut optional, &mut bindings, "k", path);
-        text.push_str(&format!("OPTIONAL {{ {optional} }} "));
-        extra.push(key);
+        let mut optional = Vec::new();
+        projection.push(path_patterns(&mut optional, "k", path, None));
+        pattern = GraphPattern::LeftJoin {
+            left: Box::new(pattern),
+            right: Box::new(GraphPattern::Bgp { patterns: optional }),
+            expression: None,
+        };
     }
-    if find.near.is_some() {
-        text.push_str(
-            "?s <http://www.w3.org/2003/01/geo/wgs84_pos#location> ?loc . \
-             ?loc <http://www.w3.org/2003/01/geo/wgs84_pos#lat> ?lat . \
-             ?loc <http://www.w3.org/2003/01/geo/wgs84_pos#long> ?lon . ",
-        );
-        extra.extend(["?lat".to_owned(), "?lon".to_owned()]);
-    }
-    text.push_str("} }");
-    // Oxigraph substitutes only projected variables, so every bound one is projected.
-    let mut projection: Vec<String> = bindings.iter().map(|(v, _)| v.to_string()).collect();
-    projection.extend(extra);
-    let text = format!(
-        "SELECT DISTINCT ?s {} WHERE {{ GRAPH ?g {{ {text}",
-        projection.join(" ")
-    );
-    (text, bindings)
+    Ok(GraphPattern::Distinct {
+        inner: Box::new(GraphPattern::Project {
+            inner: Box::new(GraphPattern::Graph {
+                name: NamedNodePattern::Variable(var("g")),
+                inner: Box::new(pattern),
+            }),
+            variables: projection,
+        }),
+    })
 }
 
-/// Appends the triple patterns that follow `path` from `?s`, with each predicate bound to
-/// a variable; returns the variable of the value reached.
-fn path_pattern(
-    text: &mut String,
-    bindings: &mut Vec<(Variable, Term)>,
+/// Whether `=` holds between this term and another exactly when they are the same term,
+/// so the term can stand in a pattern in place of an equality filter: IRIs, plain and
+/// language-tagged strings. (Numbers are not: `1` equals `1.0`.)
+fn same_term_is_equality(term: &Term) -> bool {
+    match term {
+        Term::NamedNode(_) => true,
+        Term::Literal(l) => {
+            l.datatype() == oxigraph::model::vocab::xsd::STRING || l.language().is_some()
+        }
+        _ => false,
+    }
+}
+
+fn ground_term(term: &Term) -> Result<spargebra::term::GroundTerm, StoreError> {
+    match term {
+        Term::NamedNode(n) => Ok(n.clone().into()),
+        Term::Literal(l) => Ok(l.clone().into()),
+        other => Err(StoreError::QuerySyntax(format!(
+            "a filter value must be an IRI or a literal, not {other}"
+        ))),
+    }
+}
+
+fn expression(term: &Term) -> Result<spargebra::algebra::Expression, StoreError> {
+    use spargebra::algebra::Expression;
+    match term {
+        Term::NamedNode(n) => Ok(Expression::NamedNode(n.clone())),
+        Term::Literal(l) => Ok(Expression::Literal(l.clone())),
+        other => Err(StoreError::QuerySyntax(format!(
+            "a filter value must be an IRI or a literal, not {other}"
+        ))),
+    }
+}
+
+/// Appends the triple patterns that follow `path` from `?s`; the value reached is `end`
+/// when given, else a fresh variable, which is returned.
+fn path_patterns(
+    patterns: &mut Vec<spargebra::term::TriplePattern>,
     name: &str,
     path: &[NamedNode],
-) -> String {
-    let mut subject = "?s".to_owned();
+    end: Option<&Term>,
+) -> Variable {
+    use spargebra::term::{TermPattern, TriplePattern};
+    let object_variable = var(&format!("o{name}"));
+    let mut subject = TermPattern::Variable(var("s"));
     for (j, predicate) in path.iter().enumerate() {
-        let object = if j + 1 == path.len() {
-            format!("?o{name}")
-        } else {
-            format!("?n{name}_{j}")
+        let object = match (j + 1 == path.len(), end) {
+            (true, Some(Term::NamedNode(n))) => TermPattern::NamedNode(n.clone()),
+            (true, Some(Term::Literal(l))) => TermPattern::Literal(l.clone()),
+            (true, _) => TermPattern::Variable(object_variable.clone()),
+            (false, _) => TermPattern::Variable(var(&format!("n{name}_{j}"))),
         };
-        text.push_str(&format!("{subject} ?p{name}_{j} {object} . "));
-        bindings.push((var(&format!("p{name}_{j}")), predicate.clone().into()));
+        patterns.push(TriplePattern {
+            subject,
+            predicate: predicate.clone().into(),
+            object: object.clone(),
+        });
         subject = object;
     }
-    subject
+    object_variable
 }
 
 fn var(name: &str) -> Variable {
@@ -458,15 +566,13 @@ pub(crate) fn run_find(
     find: &Find,
     cancel: CancellationToken,
 ) -> Result<Vec<Found>, StoreError> {
-    let (text, bindings) = find_query(find);
-    let mut prepared = SparqlEvaluator::new()
+    let QueryResults::Solutions(solutions) = SparqlEvaluator::new()
         .with_cancellation_token(cancel)
-        .parse_query(&text)
-        .map_err(|e| StoreError::QuerySyntax(e.to_string()))?;
-    for (variable, term) in bindings {
-        prepared = prepared.substitute_variable(variable, term);
-    }
-    let QueryResults::Solutions(solutions) = prepared
+        .for_query(spargebra::Query::Select {
+            dataset: None,
+            pattern: find_pattern(find)?,
+            base_iri: None,
+        })
         .on_store(store)
         .execute()
         .map_err(evaluation_error)?
@@ -548,6 +654,30 @@ pub(crate) fn run_find(
     }
     results.truncate(find.limit);
     Ok(results)
+}
+
+/// Whether any resource passes a [`Find`]'s filters (order, cursor and limit aside): an
+/// ASK, which stops at the first match. Blocking.
+pub(crate) fn run_exists(
+    store: &Store,
+    find: &Find,
+    cancel: CancellationToken,
+) -> Result<bool, StoreError> {
+    let ask = spargebra::Query::Ask {
+        dataset: None,
+        pattern: find_pattern(find)?,
+        base_iri: None,
+    };
+    match SparqlEvaluator::new()
+        .with_cancellation_token(cancel)
+        .for_query(ask)
+        .on_store(store)
+        .execute()
+        .map_err(evaluation_error)?
+    {
+        QueryResults::Boolean(b) => Ok(b),
+        _ => Err(StoreError::QueryEvaluation("expected a boolean".to_owned())),
+    }
 }
 
 /// Great-circle distance in metres.

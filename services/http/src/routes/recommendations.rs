@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iotcane_app::Role;
 use iotcane_app::recommend::{Feedback, StoredRecommendation};
+use iotcane_model::formats::{self, ApplicationContextError, Format};
 use iotcane_model::{Outcome, OutcomeStatus, Violations};
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,19 +28,31 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(subscribe, unsubscribe))
 }
 
+/// The media types a context can be posted in: native JSON, or the same context in RDF
+/// (JSON-LD with the application context, Turtle, N-Triples).
+const CONTEXT_TYPES: &[&str] = &[
+    "application/json",
+    "application/ld+json",
+    "text/turtle",
+    "application/n-triples",
+];
+
 /// Recommend configurations for an application context.
 ///
-/// The body is a declarative context (`schema/json-schema/context.schema.json`). The
-/// answer ranks the configurations that meet every hard constraint, best first, each with
+/// The body is a declarative context (`schema/json-schema/context.schema.json`), as JSON or
+/// in RDF (`application/ld+json` with the context
+/// `https://w3id.org/iotcane/application-context.jsonld`, `text/turtle`,
+/// `application/n-triples`; see `schema/VOCABULARY.md`). The answer ranks the configurations that meet every hard constraint, best first, each with
 /// its bindings, totals, objective, constraint results and explanation; when none is
 /// valid, `conflict` names the constraints that conflict. The answer is kept under its
 /// `id` for feedback and subscriptions.
 #[utoipa::path(post, path = "/api/v1/recommendations", tag = "recommendations",
-    request_body(content = Object, description = "The application context", content_type = "application/json"),
+    request_body(content = Object, description = "The application context, as native JSON, JSON-LD, Turtle or N-Triples", content_type = "application/json"),
     responses(
         (status = 201, description = "The recommendation; `Location` names it", body = Object, content_type = "application/json"),
         (status = 400, description = "The context is invalid; `errors` name each field", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is in none of the accepted media types", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])))]
 async fn create_recommendation(
@@ -48,12 +61,29 @@ async fn create_recommendation(
     body: Body,
 ) -> ApiResult<Response> {
     caller.require(Role::Write)?;
-    let context = body.json(&["application/json"])?;
+    let context = context_of(&body)?;
     let rec = state
         .app
         .recommend(caller.tenant(), &context, &caller.actor())
         .await?;
     Ok(created(rec))
+}
+
+/// The context of a request body, read into its native JSON whatever it was written in.
+fn context_of(body: &Body) -> ApiResult<Value> {
+    let media = body.expect(CONTEXT_TYPES)?;
+    match Format::from_media_type(media) {
+        Some(format) if formats::is_rdf(format) => {
+            formats::read_application_context(format, &body.bytes).map_err(|e| match e {
+                ApplicationContextError::Syntax(e) => ApiError::MalformedBody {
+                    format: e.format,
+                    detail: e.message,
+                },
+                ApplicationContextError::Shape(v) => v.into(),
+            })
+        }
+        _ => crate::body::parse_json(&body.bytes),
+    }
 }
 
 fn created(rec: StoredRecommendation) -> Response {

@@ -5,6 +5,7 @@
 //! with its position. A file that can be read yields one [`Item`] per resource, each
 //! either a valid [`Resource`] or the [`Violations`] that keep it out.
 
+mod application;
 mod json;
 
 use std::fmt;
@@ -12,6 +13,11 @@ use std::fmt;
 use oxigraph::io::{JsonLdProfileSet, LoadedDocument, RdfFormat, RdfParser};
 use oxrdf::{Graph, NamedOrBlankNode};
 use serde_json::Value;
+
+pub use application::{
+    APPLICATION_CONTEXT_CLASS, APPLICATION_CONTEXT_URL, ApplicationContextError,
+    application_context_from_graph, is_rdf, read_application_context,
+};
 
 use crate::resource::Resource;
 use crate::td::{looks_like_td, resource_from_td};
@@ -22,10 +28,14 @@ use crate::validate::Violations;
 pub const CONTEXT_URL: &str = "https://w3id.org/iotcane/context.jsonld";
 
 /// The JSON-LD contexts this crate resolves offline.
-const BUNDLED_CONTEXTS: [(&str, &str); 5] = [
+const BUNDLED_CONTEXTS: [(&str, &str); 6] = [
     (
         CONTEXT_URL,
         include_str!("../../../../schema/context.jsonld"),
+    ),
+    (
+        APPLICATION_CONTEXT_URL,
+        include_str!("../../../../schema/application-context.jsonld"),
     ),
     (
         "https://www.w3.org/2022/wot/td/v1.1",

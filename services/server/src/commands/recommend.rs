@@ -2,23 +2,34 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use iotcane_app::{Actor, App, AppError};
-use iotcane_model::Tenant;
+use iotcane_model::formats::{self, ApplicationContextError, Format};
+use iotcane_model::{Tenant, Violations};
 use iotcane_store::{ChangeSource, KnowledgeStore};
 use serde_json::Value;
 
 use crate::cli::RecommendArgs;
 use crate::settings::Settings;
 
-/// `iotcane recommend CONTEXT.json`: recommends from the local store and keeps the
+/// `iotcane recommend CONTEXT.json` (or `.jsonld`, `.ttl`, `.nt`): recommends from the local store and keeps the
 /// answer, as `POST /api/v1/recommendations` does. Exits 1 when the context is invalid
 /// or nothing is valid.
 pub async fn run(settings: &Settings, args: RecommendArgs) -> anyhow::Result<ExitCode> {
     let tenant: Tenant = args.tenant.parse().context("--tenant")?;
     let name = args.context.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.context).with_context(|| format!("cannot read {name}"))?;
-    let context: Value =
-        serde_json::from_str(&text).with_context(|| format!("{name} is not valid JSON"))?;
+    let bytes = std::fs::read(&args.context).with_context(|| format!("cannot read {name}"))?;
+    let context: Value = match Format::from_path(&name) {
+        Some(format) if formats::is_rdf(format) => {
+            match formats::read_application_context(format, &bytes) {
+                Ok(context) => context,
+                Err(ApplicationContextError::Syntax(e)) => anyhow::bail!("{name}: {e}"),
+                Err(ApplicationContextError::Shape(violations)) => {
+                    print_violations(&name, &violations);
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        _ => serde_json::from_slice(&bytes).with_context(|| format!("{name} is not valid JSON"))?,
+    };
     let store = KnowledgeStore::open(settings.store_config()).await?;
     let app = App::new(store.clone());
     let actor = Actor {
@@ -30,14 +41,7 @@ pub async fn run(settings: &Settings, args: RecommendArgs) -> anyhow::Result<Exi
     let rec = match answer {
         Ok(rec) => rec,
         Err(AppError::Invalid(violations)) => {
-            eprintln!("{name}: the context is invalid:");
-            for v in &violations.0 {
-                eprintln!(
-                    "  - {}: {}",
-                    if v.path.is_empty() { "/" } else { &v.path },
-                    v.message
-                );
-            }
+            print_violations(&name, &violations);
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
@@ -57,6 +61,17 @@ pub async fn run(settings: &Settings, args: RecommendArgs) -> anyhow::Result<Exi
     } else {
         ExitCode::from(1)
     })
+}
+
+fn print_violations(name: &str, violations: &Violations) {
+    eprintln!("{name}: the context is invalid:");
+    for v in &violations.0 {
+        eprintln!(
+            "  - {}: {}",
+            if v.path.is_empty() { "/" } else { &v.path },
+            v.message
+        );
+    }
 }
 
 fn print_summary(id: &str, answer: &Value) {
