@@ -507,7 +507,11 @@ mod tests {
         assert!(found.contains(&"/sensing".to_owned()), "{found:?}");
         assert!(found.contains(&String::new()), "{found:?}");
         // The unknown predicate is reported once, at its node, not again as a stray.
-        assert_eq!(found.iter().filter(|p| p.is_empty()).count(), 1, "{found:?}");
+        assert_eq!(
+            found.iter().filter(|p| p.is_empty()).count(),
+            1,
+            "{found:?}"
+        );
     }
 
     #[test]
