@@ -149,7 +149,15 @@ pub fn iotcane(dir: &std::path::Path) -> Command {
 /// Starts `iotcane serve` on a free port; returns the child, its base URL, and what it
 /// wrote to standard error up to the serving line.
 pub fn serve(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String, Vec<String>) {
-    let mut child = iotcane(dir)
+    serve_command(iotcane(dir), extra)
+}
+
+/// Starts `serve` from a prepared [`iotcane`] command (extra environment, say).
+pub fn serve_command(
+    mut cmd: Command,
+    extra: &[&str],
+) -> (std::process::Child, String, Vec<String>) {
+    let mut child = cmd
         .args([
             "serve",
             "--http-addr",
