@@ -117,10 +117,12 @@ async fn dump(client: &reqwest::Client, base: &str) -> Vec<String> {
     lines
 }
 
-/// A publisher that waits for the broker's acknowledgement of every message.
+/// A client that waits for the broker's acknowledgement of every message it publishes,
+/// and collects the messages of its subscriptions.
 struct Publisher {
     client: AsyncClient,
     acks: tokio::sync::mpsc::UnboundedReceiver<()>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<rumqttc::Publish>,
 }
 
 impl Publisher {
@@ -131,18 +133,36 @@ impl Publisher {
         options.set_keep_alive(Duration::from_secs(5));
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         let (tx, acks) = tokio::sync::mpsc::unbounded_channel();
+        let (inbox_tx, inbox) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         let _ = tx.send(());
                     }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let _ = inbox_tx.send(publish);
+                    }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
         });
-        Publisher { client, acks }
+        Publisher {
+            client,
+            acks,
+            inbox,
+        }
+    }
+
+    async fn subscribe(&mut self, filter: &str) {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        // The subscription is in place once the broker has answered it: a message
+        // published after that reaches us.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     /// Publishes at QoS 1 and waits until the broker has acknowledged it.
@@ -191,6 +211,10 @@ async fn replicas_on_one_journal_and_one_broker_converge_and_survive_a_sigkill()
     let topic =
         |device: usize, tail: &str| format!("{}/default/things/d{device}/{tail}", cluster.prefix);
     let mut publisher = Publisher::connect(&broker_url, &format!("pub-{unique}")).await;
+    let mut watcher = Publisher::connect(&broker_url, &format!("watch-{unique}")).await;
+    watcher
+        .subscribe(&format!("{}/default/events/#", cluster.prefix))
+        .await;
 
     // The tenant exists once something is written to it: a first write over HTTP, seen by
     // every replica before devices speak.
@@ -397,6 +421,21 @@ async fn replicas_on_one_journal_and_one_broker_converge_and_survive_a_sigkill()
                 .collect();
             assert_eq!(versions, [(1, "create")], "{id} on {}", r.name);
         }
+    }
+    // Each change is announced once, by the replica that wrote it, not once per replica.
+    let mut announced: std::collections::BTreeMap<String, usize> = Default::default();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(500), watcher.inbox.recv()).await
+    {
+        let event: Value = serde_json::from_slice(&event.payload).unwrap();
+        if event["event"] == json!("created") && event["kind"] == json!("edgeNode") {
+            *announced
+                .entry(event["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    for id in &written {
+        assert_eq!(announced.get(id), Some(&1), "events of {id}: {announced:?}");
     }
     for r in replicas {
         let mut r = r;

@@ -28,6 +28,9 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut feed = app.store().subscribe();
+    // Change events go out from the replica that wrote the change only: every replica
+    // applies every row, and N replicas would otherwise announce each change N times.
+    let mut written_here = app.store().subscribe_local();
     let mut recommendations = app.recommendation_events();
     let mut recommendations_open = true;
     let mut shadow = Shadow {
@@ -46,16 +49,26 @@ pub(crate) async fn run(
                 // desired configurations: publish them all again on every connection.
                 shadow.publish_all(&app).await;
             }
-            entry = feed.recv() => match entry {
+            entry = written_here.recv() => match entry {
                 Ok(entry) => {
                     if config.publish_events && (entry.op != Op::Context || config.context_events) {
                         shadow.publish_event(&entry).await;
                     }
-                    shadow.follow(&entry).await;
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     metrics::counter!("iotcane_mqtt_events_missed_total").increment(missed);
                     tracing::warn!(missed, "MQTT publisher fell behind the change feed; events skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            // Desired configurations follow every row, whoever wrote it: they are retained,
+            // so publishing one again is harmless, and a replica that died after writing
+            // one is covered by the others.
+            entry = feed.recv() => match entry {
+                Ok(entry) => shadow.follow(&entry).await,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    // The desired configurations are all published again on reconnection.
+                    tracing::warn!(missed, "MQTT publisher fell behind the change feed; desired configurations skipped");
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },

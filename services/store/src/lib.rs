@@ -232,6 +232,8 @@ struct Inner {
     applied_seq: AtomicI64,
     changes_since_snapshot: AtomicU64,
     events: broadcast::Sender<Arc<JournalEntry>>,
+    /// The same, for the rows this process wrote (not those its tailer picked up).
+    local_events: broadcast::Sender<Arc<JournalEntry>>,
     /// Decoded resources by tenant and id, so reads skip rebuilding them from quads.
     cache: ResourceCache,
 }
@@ -344,6 +346,7 @@ impl KnowledgeStore {
             tracing::info!(seq = file.seq, path = %file.path.display(), "snapshot loaded");
         }
         let (events, _) = broadcast::channel(4096);
+        let (local_events, _) = broadcast::channel(4096);
         let cache = ResourceCache::new(config.resource_cache_entries);
         let store = KnowledgeStore {
             inner: Arc::new(Inner {
@@ -356,6 +359,7 @@ impl KnowledgeStore {
                 applied_seq: AtomicI64::new(applied),
                 changes_since_snapshot: AtomicU64::new(0),
                 events,
+                local_events,
                 cache,
             }),
         };
@@ -396,6 +400,12 @@ impl KnowledgeStore {
     /// Every applied change, as it is applied (for event streams).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<JournalEntry>> {
         self.inner.events.subscribe()
+    }
+
+    /// Like [`Self::subscribe`], but only the rows this process wrote: what a replica
+    /// announces to the outside, so that N replicas do not announce a change N times.
+    pub fn subscribe_local(&self) -> broadcast::Receiver<Arc<JournalEntry>> {
+        self.inner.local_events.subscribe()
     }
 
     /// Writes a batch of changes in one journal transaction. Returns one result per
@@ -598,7 +608,7 @@ impl KnowledgeStore {
             .unzip();
         if let Some(first) = accepted.first() {
             self.catch_up_to(first.seq - 1).await?;
-            self.apply(accepted, known).await?;
+            self.apply(accepted, known, true).await?;
         }
         Ok(outcomes
             .into_iter()
@@ -650,11 +660,13 @@ impl KnowledgeStore {
     }
 
     /// Applies journal rows to the graph (the writer lock is held by the caller). `known`
-    /// is empty, or holds for each row the resource its body describes.
+    /// is empty, or holds for each row the resource its body describes; `local`: the rows
+    /// were written by this process.
     async fn apply(
         &self,
         entries: Vec<JournalEntry>,
         known: Vec<Option<Resource>>,
+        local: bool,
     ) -> Result<(), StoreError> {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(());
@@ -671,7 +683,11 @@ impl KnowledgeStore {
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         for entry in entries {
             // No subscriber is not an error.
-            let _ = self.inner.events.send(Arc::new(entry));
+            let entry = Arc::new(entry);
+            if local {
+                let _ = self.inner.local_events.send(entry.clone());
+            }
+            let _ = self.inner.events.send(entry);
         }
         Ok(())
     }
@@ -696,7 +712,7 @@ impl KnowledgeStore {
             }
             let rows: Vec<JournalEntry> = rows.into_iter().filter(|r| r.seq <= up_to).collect();
             applied += rows.len();
-            self.apply(rows, Vec::new()).await?;
+            self.apply(rows, Vec::new(), false).await?;
         }
     }
 
