@@ -915,3 +915,80 @@ async fn context_reports_replace_the_live_part_keep_the_version_and_are_pruned()
         replayed.close().await;
     }
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_holds_a_subscription_lease() {
+    for backend in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), &backend).await;
+        let record = iotcane_store::RecommendationRecord {
+            tenant: "acme".into(),
+            id: "rec-1".into(),
+            created_ms: 1,
+            actor: "test".into(),
+            context: "{}".into(),
+            result: "{}".into(),
+            supersedes: None,
+            subscribed: true,
+            margin: None,
+            feedback: None,
+            case_id: None,
+        };
+        a.insert_recommendation(&record).await.unwrap();
+        let lease = 30_000;
+        let claim = |owner: &'static str, now: i64| {
+            let a = a.clone();
+            async move {
+                a.claim_subscription("acme", "rec-1", owner, now, lease)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(
+            claim("replica-1", 1_000).await,
+            "{}: a free lease",
+            backend.name
+        );
+        assert!(!claim("replica-2", 2_000).await, "{}: held", backend.name);
+        assert!(
+            claim("replica-1", 20_000).await,
+            "{}: renewed",
+            backend.name
+        );
+        assert!(
+            !claim("replica-2", 40_000).await,
+            "{}: renewal counts",
+            backend.name
+        );
+        assert!(
+            claim("replica-2", 60_000).await,
+            "{}: ran out",
+            backend.name
+        );
+        assert!(
+            !claim("replica-1", 61_000).await,
+            "{}: taken over",
+            backend.name
+        );
+        assert!(
+            !a.claim_subscription("acme", "rec-unknown", "replica-1", 1, lease)
+                .await
+                .unwrap()
+        );
+        a.set_subscription("acme", "rec-1", false, None)
+            .await
+            .unwrap();
+        assert!(
+            !claim("replica-2", 62_000).await,
+            "{}: not subscribed",
+            backend.name
+        );
+        assert_eq!(
+            a.subscribed_recommendations("acme").await.unwrap().len(),
+            0,
+            "{}",
+            backend.name
+        );
+        a.close().await;
+    }
+}

@@ -35,6 +35,9 @@ static CONTEXT_VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> = Lazy
 
 /// How often subscriptions are re-evaluated at most, per tenant.
 const REEVALUATE_EVERY: Duration = Duration::from_secs(1);
+/// How long a replica keeps a subscription after it last re-evaluated it: far longer than
+/// a re-evaluation takes, short enough that a dead replica's subscriptions move on soon.
+const SUBSCRIPTION_LEASE: Duration = Duration::from_secs(30);
 /// The objective improvement that makes a better configuration worth announcing, when a
 /// subscription states none.
 pub const DEFAULT_MARGIN: f64 = 0.05;
@@ -220,11 +223,16 @@ pub(crate) struct RecommenderState {
     following: AtomicBool,
     /// The newest journal row the change feed has handed to the views.
     seen_seq: AtomicI64,
+    /// Names this process when it takes subscription leases.
+    owner: String,
     settings: Settings,
     events: broadcast::Sender<Arc<RecommendationEvent>>,
     /// Tenants with changes since their subscriptions were last re-evaluated.
     dirty: Mutex<BTreeSet<Tenant>>,
 }
+
+/// Tells apart the apps of one process (tests run several).
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl RecommenderState {
     pub(crate) fn new() -> Self {
@@ -232,6 +240,12 @@ impl RecommenderState {
             views: Mutex::default(),
             following: AtomicBool::new(false),
             seen_seq: AtomicI64::new(0),
+            owner: format!(
+                "{}-{}-{}",
+                std::process::id(),
+                crate::now_ms(),
+                INSTANCES.fetch_add(1, Ordering::Relaxed)
+            ),
             settings: Settings::default(),
             events: broadcast::channel(1024).0,
             dirty: Mutex::default(),
@@ -943,13 +957,26 @@ impl App {
     ) -> Result<Vec<Arc<RecommendationEvent>>, AppError> {
         let subscribed: Vec<RecommendationRecord> = self
             .store
-            .subscribed_recommendations()
-            .await?
-            .into_iter()
-            .filter(|r| r.tenant == tenant.as_str())
-            .collect();
+            .subscribed_recommendations(tenant.as_str())
+            .await?;
         let mut sent = Vec::new();
         for record in subscribed {
+            // With several replicas, the one holding the lease re-evaluates: one
+            // announcement per change, and a replica that dies hands over when its lease
+            // runs out.
+            let claimed = self
+                .store
+                .claim_subscription(
+                    tenant.as_str(),
+                    &record.id,
+                    &self.recommender.owner,
+                    crate::now_ms(),
+                    SUBSCRIPTION_LEASE.as_millis() as i64,
+                )
+                .await?;
+            if !claimed {
+                continue;
+            }
             let previous = StoredRecommendation::of(record.clone())?;
             let context: Value = serde_json::from_str(&record.context).unwrap_or(Value::Null);
             let Ok(ctx) = parse_context(&context) else {

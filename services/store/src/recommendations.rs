@@ -31,6 +31,7 @@ struct RecSql {
     by_id: &'static str,
     list: &'static str,
     subscribed: &'static str,
+    claim: &'static str,
     set_subscription: &'static str,
     set_feedback: &'static str,
 }
@@ -43,7 +44,10 @@ const SQLITE: RecSql = RecSql {
     list: "SELECT tenant, id, created_ms, actor, context, result, supersedes, subscribed, margin, feedback, case_id \
            FROM recommendations WHERE tenant = ? AND created_ms < ? ORDER BY created_ms DESC, id DESC LIMIT ?",
     subscribed: "SELECT tenant, id, created_ms, actor, context, result, supersedes, subscribed, margin, feedback, case_id \
-                 FROM recommendations WHERE subscribed = 1 ORDER BY tenant, created_ms, id",
+                 FROM recommendations WHERE subscribed = 1 AND tenant = ? ORDER BY created_ms, id",
+    claim: "UPDATE recommendations SET lease_owner = ?, lease_until_ms = ? \
+            WHERE tenant = ? AND id = ? AND subscribed = 1 \
+            AND (lease_owner IS NULL OR lease_owner = ? OR lease_until_ms < ?)",
     set_subscription: "UPDATE recommendations SET subscribed = ?, margin = ? WHERE tenant = ? AND id = ?",
     set_feedback: "UPDATE recommendations SET feedback = ?, case_id = COALESCE(?, case_id) WHERE tenant = ? AND id = ?",
 };
@@ -56,7 +60,10 @@ const POSTGRES: RecSql = RecSql {
     list: "SELECT tenant, id, created_ms, actor, context, result, supersedes, subscribed, margin, feedback, case_id \
            FROM recommendations WHERE tenant = $1 AND created_ms < $2 ORDER BY created_ms DESC, id DESC LIMIT $3",
     subscribed: "SELECT tenant, id, created_ms, actor, context, result, supersedes, subscribed, margin, feedback, case_id \
-                 FROM recommendations WHERE subscribed = 1 ORDER BY tenant, created_ms, id",
+                 FROM recommendations WHERE subscribed = 1 AND tenant = $1 ORDER BY created_ms, id",
+    claim: "UPDATE recommendations SET lease_owner = $1, lease_until_ms = $2 \
+            WHERE tenant = $3 AND id = $4 AND subscribed = 1 \
+            AND (lease_owner IS NULL OR lease_owner = $5 OR lease_until_ms < $6)",
     set_subscription: "UPDATE recommendations SET subscribed = $1, margin = $2 WHERE tenant = $3 AND id = $4",
     set_feedback: "UPDATE recommendations SET feedback = $1, case_id = COALESCE($2, case_id) WHERE tenant = $3 AND id = $4",
 };
@@ -137,10 +144,38 @@ impl Journal {
         })
     }
 
-    async fn subscribed_recommendations(&self) -> Result<Vec<RecommendationRecord>, StoreError> {
+    async fn subscribed_recommendations(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<RecommendationRecord>, StoreError> {
         on_pool!(self, pool, _sql, {
-            let rows = sqlx::query(pick(self).subscribed).fetch_all(pool).await?;
+            let rows = sqlx::query(pick(self).subscribed)
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?;
             rows.iter().map(record).collect()
+        })
+    }
+
+    async fn claim_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool, _sql, {
+            let done = sqlx::query(pick(self).claim)
+                .bind(owner)
+                .bind(now_ms + lease_ms)
+                .bind(tenant)
+                .bind(id)
+                .bind(owner)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
         })
     }
 
@@ -221,11 +256,30 @@ impl KnowledgeStore {
             .await
     }
 
-    /// Every subscribed recommendation, of every tenant.
+    /// A tenant's subscribed recommendations, oldest first.
     pub async fn subscribed_recommendations(
         &self,
+        tenant: &str,
     ) -> Result<Vec<RecommendationRecord>, StoreError> {
-        self.inner.journal.subscribed_recommendations().await
+        self.inner.journal.subscribed_recommendations(tenant).await
+    }
+
+    /// Takes (or renews) the lease on a subscription for `owner` until `now_ms + lease_ms`;
+    /// false when another owner holds a lease that has not run out, or the
+    /// recommendation is not subscribed. One statement, so two replicas racing for one
+    /// lease cannot both win.
+    pub async fn claim_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .journal
+            .claim_subscription(tenant, id, owner, now_ms, lease_ms)
+            .await
     }
 
     /// Subscribes to a recommendation or ends the subscription; false when unknown.
