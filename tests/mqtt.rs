@@ -585,372 +585,379 @@ async fn registration_scenario(stack: &Stack) {
 #[tokio::test]
 async fn bad_payloads_are_rejected_dead_lettered_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = &backends().await[0];
-    let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
-    stack.wait_ready().await;
-    let mut device = Device::connect(&stack.broker, &unique("bad"), Some(&stack.writer), None)
-        .await
-        .unwrap();
-    device
-        .subscribe(&format!("{}/acme/things/+/+/rejected", stack.prefix))
-        .await;
-    let before = export_lines(&stack.store);
-    let big = json!({"status": "online", "properties": {"blob": "x".repeat(9000)}}).to_string();
-    // (thing, action, payload, expected pointer, expected words in the detail)
-    let cases: Vec<(&str, &str, String, &str, &str)> = vec![
-        ("probe", "context", "{not json".into(), "", "not JSON"),
-        (
-            "probe",
-            "context",
-            json!({"status": "sleeping"}).to_string(),
-            "/status",
-            "sleeping",
-        ),
-        (
-            "probe",
-            "context",
-            json!({"status": "online", "batteryPct": 140}).to_string(),
-            "/batteryPct",
-            "100",
-        ),
-        (
-            "probe",
-            "context",
-            json!({"status": "online", "properties": {"humidity": 3}}).to_string(),
-            "/properties/humidity",
-            "not a property",
-        ),
-        ("probe", "context", big, "", "limit is 8192"),
-        (
-            "ghost",
-            "context",
-            json!({"status": "online"}).to_string(),
-            "",
-            "unknown Thing",
-        ),
-        (
-            "probe",
-            "register",
-            json!({"id": "other", "kind": "device", "name": "x"}).to_string(),
-            "/id",
-            "topic is for",
-        ),
-        (
-            "probe",
-            "register",
-            json!({"title": 7}).to_string(),
-            "/title",
-            "",
-        ),
-        (
-            "probe",
-            "register",
-            json!([1, 2]).to_string(),
-            "",
-            "JSON object",
-        ),
-        ("ghost", "deregister", String::new(), "", "unknown Thing"),
-    ];
-    for (thing, action, payload, pointer, words) in &cases {
+    for backend in &backends().await {
+        let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
+        stack.wait_ready().await;
+        let mut device = Device::connect(&stack.broker, &unique("bad"), Some(&stack.writer), None)
+            .await
+            .unwrap();
         device
-            .publish(&stack.topic("acme", thing, action), payload.clone(), None)
+            .subscribe(&format!("{}/acme/things/+/+/rejected", stack.prefix))
             .await;
-        let rejected = stack.topic("acme", thing, &format!("{action}/rejected"));
-        let answer = device.next_json(&rejected).await;
-        assert_eq!(answer["accepted"], false, "{answer}");
-        let reasons = answer["reasons"].as_array().unwrap();
-        assert!(
-            reasons
-                .iter()
-                .any(|r| r["pointer"] == *pointer && r["detail"].as_str().unwrap().contains(words)),
-            "{action} {payload:.80}: expected {pointer:?} with {words:?}, got {answer}"
-        );
-    }
-    // An unknown tenant: the rejection goes to the tenant's topic (nobody there), and the
-    // dead letter is the unknown tenant's; the write key may not even publish there, so
-    // the front moves it aside and it is filed under the client's own tenant.
-    device
-        .publish(
-            &stack.topic("nosuch", "probe", "context"),
-            json!({"status": "online"}).to_string(),
-            None,
-        )
+        let before = export_lines(&stack.store);
+        let big = json!({"status": "online", "properties": {"blob": "x".repeat(9000)}}).to_string();
+        // (thing, action, payload, expected pointer, expected words in the detail)
+        let cases: Vec<(&str, &str, String, &str, &str)> = vec![
+            ("probe", "context", "{not json".into(), "", "not JSON"),
+            (
+                "probe",
+                "context",
+                json!({"status": "sleeping"}).to_string(),
+                "/status",
+                "sleeping",
+            ),
+            (
+                "probe",
+                "context",
+                json!({"status": "online", "batteryPct": 140}).to_string(),
+                "/batteryPct",
+                "100",
+            ),
+            (
+                "probe",
+                "context",
+                json!({"status": "online", "properties": {"humidity": 3}}).to_string(),
+                "/properties/humidity",
+                "not a property",
+            ),
+            ("probe", "context", big, "", "limit is 8192"),
+            (
+                "ghost",
+                "context",
+                json!({"status": "online"}).to_string(),
+                "",
+                "unknown Thing",
+            ),
+            (
+                "probe",
+                "register",
+                json!({"id": "other", "kind": "device", "name": "x"}).to_string(),
+                "/id",
+                "topic is for",
+            ),
+            (
+                "probe",
+                "register",
+                json!({"title": 7}).to_string(),
+                "/title",
+                "",
+            ),
+            (
+                "probe",
+                "register",
+                json!([1, 2]).to_string(),
+                "",
+                "JSON object",
+            ),
+            ("ghost", "deregister", String::new(), "", "unknown Thing"),
+        ];
+        for (thing, action, payload, pointer, words) in &cases {
+            device
+                .publish(&stack.topic("acme", thing, action), payload.clone(), None)
+                .await;
+            let rejected = stack.topic("acme", thing, &format!("{action}/rejected"));
+            let answer = device.next_json(&rejected).await;
+            assert_eq!(answer["accepted"], false, "{answer}");
+            let reasons = answer["reasons"].as_array().unwrap();
+            assert!(
+                reasons
+                    .iter()
+                    .any(|r| r["pointer"] == *pointer
+                        && r["detail"].as_str().unwrap().contains(words)),
+                "{action} {payload:.80}: expected {pointer:?} with {words:?}, got {answer}"
+            );
+        }
+        // An unknown tenant: the rejection goes to the tenant's topic (nobody there), and the
+        // dead letter is the unknown tenant's; the write key may not even publish there, so
+        // the front moves it aside and it is filed under the client's own tenant.
+        device
+            .publish(
+                &stack.topic("nosuch", "probe", "context"),
+                json!({"status": "online"}).to_string(),
+                None,
+            )
+            .await;
+        let letters = wait_for("every dead letter", async || {
+            let letters = stack.dead_letters().await;
+            (letters.len() > cases.len()).then_some(letters)
+        })
         .await;
-    let letters = wait_for("every dead letter", async || {
-        let letters = stack.dead_letters().await;
-        (letters.len() > cases.len()).then_some(letters)
-    })
-    .await;
-    assert_eq!(letters.len(), cases.len() + 1, "{letters:#?}");
-    let newest = &letters[0];
-    assert_eq!(newest["topic"], stack.topic("nosuch", "probe", "context"));
-    assert!(
-        newest["reason"]
-            .as_str()
+        assert_eq!(letters.len(), cases.len() + 1, "{letters:#?}");
+        let newest = &letters[0];
+        assert_eq!(newest["topic"], stack.topic("nosuch", "probe", "context"));
+        assert!(
+            newest["reason"]
+                .as_str()
+                .unwrap()
+                .contains("may not publish"),
+            "{newest}"
+        );
+        let too_large = letters
+            .iter()
+            .find(|l| l["reason"].as_str().unwrap().contains("limit is 8192"))
+            .expect("the oversized payload's dead letter");
+        assert!(
+            too_large["payloadBytes"].as_i64().unwrap() > 9000,
+            "{too_large}"
+        );
+        assert_eq!(export_lines(&stack.store), before, "the store changed");
+        let metrics = stack
+            .http
+            .get(format!("{}/metrics", stack.base))
+            .send()
+            .await
             .unwrap()
-            .contains("may not publish"),
-        "{newest}"
-    );
-    let too_large = letters
-        .iter()
-        .find(|l| l["reason"].as_str().unwrap().contains("limit is 8192"))
-        .expect("the oversized payload's dead letter");
-    assert!(
-        too_large["payloadBytes"].as_i64().unwrap() > 9000,
-        "{too_large}"
-    );
-    assert_eq!(export_lines(&stack.store), before, "the store changed");
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("iotcane_mqtt_rejected_total{reason=\"invalid\"}"),
-        "{metrics}"
-    );
-    device.disconnect().await;
-    stack.stop().await;
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("iotcane_mqtt_rejected_total{reason=\"invalid\"}"),
+            "{metrics}"
+        );
+        device.disconnect().await;
+        stack.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn clients_publish_and_subscribe_only_within_their_tenant() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = &backends().await[0];
-    let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
-    stack.wait_ready().await;
-    // No key, a wrong key, and a will outside the tenant: refused at CONNECT.
-    for (key, will) in [
-        (None, None),
-        (Some("ick_0000_ffff"), None),
-        (
-            Some(stack.writer.as_str()),
-            Some(LastWill::new(
-                stack.topic("globex", "x", "context"),
-                "{}",
-                QoS::AtLeastOnce,
-                false,
-                None,
-            )),
-        ),
-    ] {
-        let refused = Device::connect(&stack.broker, &unique("intruder"), key, will).await;
-        assert!(refused.is_err(), "a connection was let in");
-    }
-    let mut acme = Device::connect(&stack.broker, &unique("acme"), Some(&stack.writer), None)
-        .await
-        .unwrap();
-    let mut globex = Device::connect(&stack.broker, &unique("globex"), Some(&stack.globex), None)
-        .await
-        .unwrap();
-    // acme tries to read all of globex's events and to write into globex.
-    acme.subscribe(&format!("{}/globex/#", stack.prefix)).await;
-    acme.subscribe("#").await;
-    globex
-        .subscribe(&format!(
-            "{}/globex/things/+/register/accepted",
-            stack.prefix
-        ))
-        .await;
-    acme.publish(
-        &stack.topic("globex", "planted", "register"),
-        device_payload("planted").to_string(),
-        None,
-    )
-    .await;
-    globex
-        .publish(
-            &stack.topic("globex", "own", "register"),
-            device_payload("own").to_string(),
+    for backend in &backends().await {
+        let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
+        stack.wait_ready().await;
+        // No key, a wrong key, and a will outside the tenant: refused at CONNECT.
+        for (key, will) in [
+            (None, None),
+            (Some("ick_0000_ffff"), None),
+            (
+                Some(stack.writer.as_str()),
+                Some(LastWill::new(
+                    stack.topic("globex", "x", "context"),
+                    "{}",
+                    QoS::AtLeastOnce,
+                    false,
+                    None,
+                )),
+            ),
+        ] {
+            let refused = Device::connect(&stack.broker, &unique("intruder"), key, will).await;
+            assert!(refused.is_err(), "a connection was let in");
+        }
+        let mut acme = Device::connect(&stack.broker, &unique("acme"), Some(&stack.writer), None)
+            .await
+            .unwrap();
+        let mut globex =
+            Device::connect(&stack.broker, &unique("globex"), Some(&stack.globex), None)
+                .await
+                .unwrap();
+        // acme tries to read all of globex's events and to write into globex.
+        acme.subscribe(&format!("{}/globex/#", stack.prefix)).await;
+        acme.subscribe("#").await;
+        globex
+            .subscribe(&format!(
+                "{}/globex/things/+/register/accepted",
+                stack.prefix
+            ))
+            .await;
+        acme.publish(
+            &stack.topic("globex", "planted", "register"),
+            device_payload("planted").to_string(),
             None,
         )
         .await;
-    let answer = globex
-        .next_json(&stack.topic("globex", "own", "register/accepted"))
-        .await;
-    assert_eq!(answer["accepted"], true);
-    // acme's wildcard subscriptions saw nothing of globex.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(message) = acme.inbox.try_recv() {
-        let topic = String::from_utf8_lossy(&message.topic).into_owned();
-        assert!(!topic.contains("/globex/"), "acme received {topic}");
-    }
-    let globex_tenant = tenant("globex");
-    assert!(
-        stack
-            .app
-            .get(&globex_tenant, &rid("planted"))
-            .unwrap()
-            .is_none()
-    );
-    let letters = stack.dead_letters().await;
-    assert!(
-        letters.iter().any(
-            |l| l["topic"] == stack.topic("globex", "planted", "register")
-                && l["reason"].as_str().unwrap().contains("tenant `acme`")
-        ),
-        "{letters:#?}"
-    );
-    // A read key may connect and subscribe, not publish.
-    let reader = Device::connect(&stack.broker, &unique("reader"), Some(&stack.reader), None)
-        .await
-        .unwrap();
-    reader
-        .publish(
-            &stack.topic("acme", "by-reader", "register"),
-            device_payload("by-reader").to_string(),
-            None,
-        )
-        .await;
-    wait_for("the reader's dead letter", async || {
-        let letters = stack.dead_letters().await;
-        letters
-            .iter()
-            .any(|l| l["topic"] == stack.topic("acme", "by-reader", "register"))
-            .then_some(())
-    })
-    .await;
-    assert!(
-        stack
-            .app
-            .get(&tenant("acme"), &rid("by-reader"))
-            .unwrap()
-            .is_none()
-    );
-    // Nor can a key make the gateway publish for it: a response topic outside
-    // `{prefix}/{tenant}/replies/` is ignored, and a refused publish gets no response.
-    for (device, role) in [(&reader, "read"), (&acme, "write")] {
-        device
+        globex
             .publish(
-                &stack.topic("acme", "probe", "context"),
-                json!({"status": "online"}).to_string(),
-                Some(PublishProperties {
-                    response_topic: Some(stack.topic("acme", "probe", "deregister")),
-                    ..Default::default()
-                }),
+                &stack.topic("globex", "own", "register"),
+                device_payload("own").to_string(),
+                None,
             )
             .await;
+        let answer = globex
+            .next_json(&stack.topic("globex", "own", "register/accepted"))
+            .await;
+        assert_eq!(answer["accepted"], true);
+        // acme's wildcard subscriptions saw nothing of globex.
         tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(message) = acme.inbox.try_recv() {
+            let topic = String::from_utf8_lossy(&message.topic).into_owned();
+            assert!(!topic.contains("/globex/"), "acme received {topic}");
+        }
+        let globex_tenant = tenant("globex");
         assert!(
             stack
                 .app
-                .get(&tenant("acme"), &rid("probe"))
+                .get(&globex_tenant, &rid("planted"))
                 .unwrap()
-                .is_some(),
-            "a {role} key deregistered a Thing through a response topic"
+                .is_none()
         );
-    }
-    // Devices may not publish what only the service publishes.
-    acme.publish(
-        &stack.topic("acme", "probe", "config/desired"),
-        json!({"hijacked": true}).to_string(),
-        None,
-    )
-    .await;
-    wait_for("the spoofed configuration's dead letter", async || {
         let letters = stack.dead_letters().await;
-        letters
-            .iter()
-            .any(|l| l["topic"] == stack.topic("acme", "probe", "config/desired"))
-            .then_some(())
-    })
-    .await;
-    for d in [acme, globex, reader] {
-        d.disconnect().await;
+        assert!(
+            letters.iter().any(
+                |l| l["topic"] == stack.topic("globex", "planted", "register")
+                    && l["reason"].as_str().unwrap().contains("tenant `acme`")
+            ),
+            "{letters:#?}"
+        );
+        // A read key may connect and subscribe, not publish.
+        let reader = Device::connect(&stack.broker, &unique("reader"), Some(&stack.reader), None)
+            .await
+            .unwrap();
+        reader
+            .publish(
+                &stack.topic("acme", "by-reader", "register"),
+                device_payload("by-reader").to_string(),
+                None,
+            )
+            .await;
+        wait_for("the reader's dead letter", async || {
+            let letters = stack.dead_letters().await;
+            letters
+                .iter()
+                .any(|l| l["topic"] == stack.topic("acme", "by-reader", "register"))
+                .then_some(())
+        })
+        .await;
+        assert!(
+            stack
+                .app
+                .get(&tenant("acme"), &rid("by-reader"))
+                .unwrap()
+                .is_none()
+        );
+        // Nor can a key make the gateway publish for it: a response topic outside
+        // `{prefix}/{tenant}/replies/` is ignored, and a refused publish gets no response.
+        for (device, role) in [(&reader, "read"), (&acme, "write")] {
+            device
+                .publish(
+                    &stack.topic("acme", "probe", "context"),
+                    json!({"status": "online"}).to_string(),
+                    Some(PublishProperties {
+                        response_topic: Some(stack.topic("acme", "probe", "deregister")),
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                stack
+                    .app
+                    .get(&tenant("acme"), &rid("probe"))
+                    .unwrap()
+                    .is_some(),
+                "a {role} key deregistered a Thing through a response topic"
+            );
+        }
+        // Devices may not publish what only the service publishes.
+        acme.publish(
+            &stack.topic("acme", "probe", "config/desired"),
+            json!({"hijacked": true}).to_string(),
+            None,
+        )
+        .await;
+        wait_for("the spoofed configuration's dead letter", async || {
+            let letters = stack.dead_letters().await;
+            letters
+                .iter()
+                .any(|l| l["topic"] == stack.topic("acme", "probe", "config/desired"))
+                .then_some(())
+        })
+        .await;
+        for d in [acme, globex, reader] {
+            d.disconnect().await;
+        }
+        stack.stop().await;
     }
-    stack.stop().await;
 }
 
 #[tokio::test]
 async fn a_last_will_marks_the_device_offline() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = &backends().await[0];
-    let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
-    stack.wait_ready().await;
-    let context = stack.topic("acme", "probe", "context");
-    let will = LastWill::new(
-        context.clone(),
-        json!({"status": "offline"}).to_string(),
-        QoS::AtLeastOnce,
-        false,
-        None,
-    );
-    let device = Device::connect(
-        &stack.broker,
-        &unique("mortal"),
-        Some(&stack.writer),
-        Some(will),
-    )
-    .await
-    .unwrap();
-    device
-        .publish(&context, json!({"status": "online"}).to_string(), None)
+    for backend in &backends().await {
+        let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
+        stack.wait_ready().await;
+        let context = stack.topic("acme", "probe", "context");
+        let will = LastWill::new(
+            context.clone(),
+            json!({"status": "offline"}).to_string(),
+            QoS::AtLeastOnce,
+            false,
+            None,
+        );
+        let device = Device::connect(
+            &stack.broker,
+            &unique("mortal"),
+            Some(&stack.writer),
+            Some(will),
+        )
+        .await
+        .unwrap();
+        device
+            .publish(&context, json!({"status": "online"}).to_string(), None)
+            .await;
+        wait_for("online", async || {
+            let (_, body) = stack.get("/api/v1/devices/probe").await;
+            (body["live"]["status"] == "online").then_some(())
+        })
         .await;
-    wait_for("online", async || {
-        let (_, body) = stack.get("/api/v1/devices/probe").await;
-        (body["live"]["status"] == "online").then_some(())
-    })
-    .await;
-    device.vanish();
-    wait_for("the last will", async || {
-        let (_, body) = stack.get("/api/v1/devices/probe").await;
-        (body["live"]["status"] == "offline").then_some(())
-    })
-    .await;
-    stack.stop().await;
+        device.vanish();
+        wait_for("the last will", async || {
+            let (_, body) = stack.get("/api/v1/devices/probe").await;
+            (body["live"]["status"] == "offline").then_some(())
+        })
+        .await;
+        stack.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn the_desired_configuration_is_retained_and_the_delta_follows_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = &backends().await[0];
-    let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
-    stack.wait_ready().await;
-    let desired = json!({"samplingHz": 2, "uplink": "edge-b"});
-    let response = stack
-        .http
-        .put(format!(
-            "{}/api/v1/devices/probe/config/desired",
-            stack.base
-        ))
-        .bearer_auth(&stack.writer)
-        .json(&desired)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    // A device that subscribes later still gets it: it is retained.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut device = Device::connect(&stack.broker, &unique("shadow"), Some(&stack.writer), None)
-        .await
-        .unwrap();
-    device
-        .subscribe(&stack.topic("acme", "probe", "config/+"))
-        .await;
-    let got = device
-        .next_json(&stack.topic("acme", "probe", "config/desired"))
-        .await;
-    assert_eq!(got, desired);
-    device
-        .publish(
-            &stack.topic("acme", "probe", "config/reported"),
-            json!({"samplingHz": 2, "uplink": "edge-a"}).to_string(),
-            None,
-        )
-        .await;
-    let delta = device
-        .next_json(&stack.topic("acme", "probe", "config/delta"))
-        .await;
-    assert_eq!(delta, json!({"uplink": "edge-b"}));
-    let (_, config) = stack.get("/api/v1/devices/probe/config").await;
-    assert_eq!(config["reported"]["uplink"], "edge-a");
-    assert_eq!(config["delta"], json!({"uplink": "edge-b"}));
-    device.disconnect().await;
-    stack.stop().await;
+    for backend in &backends().await {
+        let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
+        stack.wait_ready().await;
+        let desired = json!({"samplingHz": 2, "uplink": "edge-b"});
+        let response = stack
+            .http
+            .put(format!(
+                "{}/api/v1/devices/probe/config/desired",
+                stack.base
+            ))
+            .bearer_auth(&stack.writer)
+            .json(&desired)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // A device that subscribes later still gets it: it is retained.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut device =
+            Device::connect(&stack.broker, &unique("shadow"), Some(&stack.writer), None)
+                .await
+                .unwrap();
+        device
+            .subscribe(&stack.topic("acme", "probe", "config/+"))
+            .await;
+        let got = device
+            .next_json(&stack.topic("acme", "probe", "config/desired"))
+            .await;
+        assert_eq!(got, desired);
+        device
+            .publish(
+                &stack.topic("acme", "probe", "config/reported"),
+                json!({"samplingHz": 2, "uplink": "edge-a"}).to_string(),
+                None,
+            )
+            .await;
+        let delta = device
+            .next_json(&stack.topic("acme", "probe", "config/delta"))
+            .await;
+        assert_eq!(delta, json!({"uplink": "edge-b"}));
+        let (_, config) = stack.get("/api/v1/devices/probe/config").await;
+        assert_eq!(config["reported"]["uplink"], "edge-a");
+        assert_eq!(config["delta"], json!({"uplink": "edge-b"}));
+        device.disconnect().await;
+        stack.stop().await;
+    }
 }
 
 /// A private Mosquitto on a free port, with persistence, that a test may restart.
@@ -1418,21 +1425,23 @@ async fn large_packet_device(broker: &str, key: &str) -> Device {
 
 #[tokio::test]
 async fn recommendations_are_requested_and_replied_over_mqtt() {
-    let backend = &backends().await[0];
     // The embedded broker always; the machine's broker too when the environment names it.
     let mut brokers = vec![None];
     brokers.extend(machine_broker().map(Some));
     for url in brokers {
-        let dir = tempfile::tempdir().unwrap();
-        let options = match &url {
-            None => StackOptions::embedded(backend),
-            Some(url) => StackOptions::external(backend, url),
-        };
-        let stack = start(dir.path(), &options).await;
-        import_seed(&stack, "acme").await;
-        stack.wait_ready().await;
-        recommendation_scenario(&stack, url.is_none()).await;
-        stack.stop().await;
+        // Fresh journals per broker: the scenario counts its dead letters.
+        for backend in &backends().await {
+            let dir = tempfile::tempdir().unwrap();
+            let options = match &url {
+                None => StackOptions::embedded(backend),
+                Some(url) => StackOptions::external(backend, url),
+            };
+            let stack = start(dir.path(), &options).await;
+            import_seed(&stack, "acme").await;
+            stack.wait_ready().await;
+            recommendation_scenario(&stack, url.is_none()).await;
+            stack.stop().await;
+        }
     }
 }
 

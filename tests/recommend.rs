@@ -323,181 +323,183 @@ async fn a_context_written_in_rdf_gets_the_answer_its_json_gets() {
 
 #[tokio::test]
 async fn catalog_changes_are_seen_by_the_next_recommendation() {
-    let backend = &backends().await[0];
-    let t = spawn_app(backend).await;
-    let context = json!({
-        "domain": "healthcare",
-        "sensing": [{"property": "radonLevel", "count": 2, "site": "ward-7", "protocols": ["ble"]}],
-        "qos": {"maxLatencyMs": 60000},
-        "alternatives": 1
-    });
-    let (status, problem) = t.post("/api/v1/recommendations", &context).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem:#}");
-    assert_eq!(pointers(&problem), ["/sensing/0/property"]);
+    for backend in &backends().await {
+        let t = spawn_app(backend).await;
+        let context = json!({
+            "domain": "healthcare",
+            "sensing": [{"property": "radonLevel", "count": 2, "site": "ward-7", "protocols": ["ble"]}],
+            "qos": {"maxLatencyMs": 60000},
+            "alternatives": 1
+        });
+        let (status, problem) = t.post("/api/v1/recommendations", &context).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem:#}");
+        assert_eq!(pointers(&problem), ["/sensing/0/property"]);
 
-    // A new catalog model that observes the property: the very next request binds it.
-    let (status, mut model) = t.get("/api/v1/devices/polar-h10").await;
-    assert_eq!(status, StatusCode::OK);
-    model["id"] = json!("radon-probe");
-    model["name"] = json!("Radon probe");
-    model["observes"] = json!(["radonLevel"]);
-    for key in ["version", "createdAt", "modifiedAt", "links"] {
-        model.as_object_mut().unwrap().remove(key);
+        // A new catalog model that observes the property: the very next request binds it.
+        let (status, mut model) = t.get("/api/v1/devices/polar-h10").await;
+        assert_eq!(status, StatusCode::OK);
+        model["id"] = json!("radon-probe");
+        model["name"] = json!("Radon probe");
+        model["observes"] = json!(["radonLevel"]);
+        for key in ["version", "createdAt", "modifiedAt", "links"] {
+            model.as_object_mut().unwrap().remove(key);
+        }
+        let (status, body) = t.put("/api/v1/devices/radon-probe", &model).await;
+        assert_eq!(status, StatusCode::CREATED, "{body:#}");
+        let (status, answer) = t.post("/api/v1/recommendations", &context).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer:#}");
+        let bound: Vec<&Value> = answer["configurations"][0]["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["requirement"] == json!("sensing:radonLevel@ward-7"))
+            .collect();
+        assert_eq!(bound.len(), 1, "{answer:#}");
+        assert_eq!(bound[0]["resource"], json!("radon-probe"));
+
+        // Registered elsewhere, it is no longer a catalog model: nothing can fill the slot.
+        model["site"] = json!("farm-north");
+        let (status, body) = t.put("/api/v1/devices/radon-probe", &model).await;
+        assert_eq!(status, StatusCode::OK, "{body:#}");
+        let (status, answer) = t.post("/api/v1/recommendations", &context).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer:#}");
+        assert_eq!(answer["configurations"], json!([]), "{answer:#}");
+        assert!(
+            !answer.to_string().contains("\"resource\":\"radon-probe\""),
+            "{answer:#}"
+        );
+        t.shutdown.cancel();
     }
-    let (status, body) = t.put("/api/v1/devices/radon-probe", &model).await;
-    assert_eq!(status, StatusCode::CREATED, "{body:#}");
-    let (status, answer) = t.post("/api/v1/recommendations", &context).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer:#}");
-    let bound: Vec<&Value> = answer["configurations"][0]["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["requirement"] == json!("sensing:radonLevel@ward-7"))
-        .collect();
-    assert_eq!(bound.len(), 1, "{answer:#}");
-    assert_eq!(bound[0]["resource"], json!("radon-probe"));
-
-    // Registered elsewhere, it is no longer a catalog model: nothing can fill the slot.
-    model["site"] = json!("farm-north");
-    let (status, body) = t.put("/api/v1/devices/radon-probe", &model).await;
-    assert_eq!(status, StatusCode::OK, "{body:#}");
-    let (status, answer) = t.post("/api/v1/recommendations", &context).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer:#}");
-    assert_eq!(answer["configurations"], json!([]), "{answer:#}");
-    assert!(
-        !answer.to_string().contains("\"resource\":\"radon-probe\""),
-        "{answer:#}"
-    );
-    t.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn bad_contexts_get_a_precise_4xx_and_nothing_is_stored() {
-    let backend = &backends().await[0];
-    let t = spawn_app(backend).await;
-    let good = scenario("smart-healthcare");
-    let with = |pointer: &str, value: Value| {
-        let mut context = good.clone();
-        *context.pointer_mut(pointer).unwrap() = value;
-        context
-    };
-    let mut unknown_field = good.clone();
-    unknown_field["colour"] = json!("blue");
-    let mut no_currency = good.clone();
-    no_currency["qos"]
-        .as_object_mut()
-        .unwrap()
-        .remove("currency");
-    let mut duplicate = good.clone();
-    let first = duplicate["sensing"][0].clone();
-    duplicate["sensing"].as_array_mut().unwrap().push(first);
-    let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "missing domain",
-            {
-                let mut c = good.clone();
-                c.as_object_mut().unwrap().remove("domain");
-                c
-            },
-            "",
-        ),
-        ("unknown field", unknown_field, ""),
-        (
-            "bad protocol",
-            with("/sensing/0/protocols/0", json!("carrier-pigeon")),
-            "/sensing/0/protocols/0",
-        ),
-        (
-            "zero count",
-            with("/sensing/0/count", json!(0)),
-            "/sensing/0/count",
-        ),
-        (
-            "wrong type",
-            with("/sensing/0/count", json!("forty")),
-            "/sensing/0/count",
-        ),
-        (
-            "availability over 1",
-            with("/qos/minAvailability", json!(1.5)),
-            "/qos/minAvailability",
-        ),
-        ("budget without currency", no_currency, "/qos"),
-        (
-            "unknown property",
-            with("/sensing/0/property", json!("unicornDensity")),
-            "/sensing/0/property",
-        ),
-        (
-            "unknown site",
-            with("/sensing/0/site", json!("atlantis")),
-            "/sensing/0/site",
-        ),
-        (
-            "unknown region",
-            with("/qos/allowedRegions/0", json!("moon-base-1")),
-            "/qos/allowedRegions/0",
-        ),
-        ("duplicate requirement", duplicate, "/sensing/2"),
-        (
-            "all weights zero",
-            with("/preferences/weights", json!({"cost": 0, "latency": 0})),
-            "/preferences/weights",
-        ),
-        (
-            "empty regions",
-            with("/qos/allowedRegions", json!([])),
-            "/qos/allowedRegions",
-        ),
-        (
-            "unknown residency",
-            with("/qos/dataResidency", json!("Mars")),
-            "/qos/dataResidency",
-        ),
-        ("not an object", json!([1, 2, 3]), ""),
-    ];
-    for (what, context, pointer) in cases {
-        let (status, problem) = t.post("/api/v1/recommendations", &context).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {problem}");
-        assert!(
-            pointers(&problem).iter().any(|p| p == pointer),
-            "{what}: expected {pointer:?} in {problem:#}"
+    for backend in &backends().await {
+        let t = spawn_app(backend).await;
+        let good = scenario("smart-healthcare");
+        let with = |pointer: &str, value: Value| {
+            let mut context = good.clone();
+            *context.pointer_mut(pointer).unwrap() = value;
+            context
+        };
+        let mut unknown_field = good.clone();
+        unknown_field["colour"] = json!("blue");
+        let mut no_currency = good.clone();
+        no_currency["qos"]
+            .as_object_mut()
+            .unwrap()
+            .remove("currency");
+        let mut duplicate = good.clone();
+        let first = duplicate["sensing"][0].clone();
+        duplicate["sensing"].as_array_mut().unwrap().push(first);
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "missing domain",
+                {
+                    let mut c = good.clone();
+                    c.as_object_mut().unwrap().remove("domain");
+                    c
+                },
+                "",
+            ),
+            ("unknown field", unknown_field, ""),
+            (
+                "bad protocol",
+                with("/sensing/0/protocols/0", json!("carrier-pigeon")),
+                "/sensing/0/protocols/0",
+            ),
+            (
+                "zero count",
+                with("/sensing/0/count", json!(0)),
+                "/sensing/0/count",
+            ),
+            (
+                "wrong type",
+                with("/sensing/0/count", json!("forty")),
+                "/sensing/0/count",
+            ),
+            (
+                "availability over 1",
+                with("/qos/minAvailability", json!(1.5)),
+                "/qos/minAvailability",
+            ),
+            ("budget without currency", no_currency, "/qos"),
+            (
+                "unknown property",
+                with("/sensing/0/property", json!("unicornDensity")),
+                "/sensing/0/property",
+            ),
+            (
+                "unknown site",
+                with("/sensing/0/site", json!("atlantis")),
+                "/sensing/0/site",
+            ),
+            (
+                "unknown region",
+                with("/qos/allowedRegions/0", json!("moon-base-1")),
+                "/qos/allowedRegions/0",
+            ),
+            ("duplicate requirement", duplicate, "/sensing/2"),
+            (
+                "all weights zero",
+                with("/preferences/weights", json!({"cost": 0, "latency": 0})),
+                "/preferences/weights",
+            ),
+            (
+                "empty regions",
+                with("/qos/allowedRegions", json!([])),
+                "/qos/allowedRegions",
+            ),
+            (
+                "unknown residency",
+                with("/qos/dataResidency", json!("Mars")),
+                "/qos/dataResidency",
+            ),
+            ("not an object", json!([1, 2, 3]), ""),
+        ];
+        for (what, context, pointer) in cases {
+            let (status, problem) = t.post("/api/v1/recommendations", &context).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {problem}");
+            assert!(
+                pointers(&problem).iter().any(|p| p == pointer),
+                "{what}: expected {pointer:?} in {problem:#}"
+            );
+        }
+        let malformed = t
+            .client
+            .post(format!("{}/api/v1/recommendations", t.base))
+            .bearer_auth(&t.key)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body("{\"domain\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+        let huge = t
+            .client
+            .post(format!("{}/api/v1/recommendations", t.base))
+            .bearer_auth(&t.key)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(format!("{{\"domain\": \"{}\"}}", "x".repeat(100 * 1024)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(t.count().await, 0, "a refused context stores nothing");
+        let (status, _) = t.get("/api/v1/recommendations/rec-nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // An impossible but well-formed context is answered, with the conflict named.
+        let impossible = with("/qos/maxLatencyMs", json!(0.5));
+        let (status, answer) = t.post("/api/v1/recommendations", &impossible).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert!(answer["configurations"].as_array().unwrap().is_empty());
+        assert_eq!(
+            answer["conflict"]["constraints"],
+            json!(["latency"]),
+            "{answer:#}"
         );
+        t.shutdown.cancel();
     }
-    let malformed = t
-        .client
-        .post(format!("{}/api/v1/recommendations", t.base))
-        .bearer_auth(&t.key)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body("{\"domain\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-    let huge = t
-        .client
-        .post(format!("{}/api/v1/recommendations", t.base))
-        .bearer_auth(&t.key)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(format!("{{\"domain\": \"{}\"}}", "x".repeat(100 * 1024)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(t.count().await, 0, "a refused context stores nothing");
-    let (status, _) = t.get("/api/v1/recommendations/rec-nope").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    // An impossible but well-formed context is answered, with the conflict named.
-    let impossible = with("/qos/maxLatencyMs", json!(0.5));
-    let (status, answer) = t.post("/api/v1/recommendations", &impossible).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert!(answer["configurations"].as_array().unwrap().is_empty());
-    assert_eq!(
-        answer["conflict"]["constraints"],
-        json!(["latency"]),
-        "{answer:#}"
-    );
-    t.shutdown.cancel();
 }
 
 #[tokio::test]
@@ -581,97 +583,98 @@ async fn accepted_feedback_becomes_a_case_and_later_outcomes_update_it() {
 
 #[tokio::test]
 async fn a_rule_that_changes_a_cornerstone_case_needs_confirming_and_then_shapes_answers() {
-    let backend = &backends().await[0];
-    let t = spawn_app(backend).await;
-    let rule = json!({
-        "id": "no-polar-in-healthcare", "kind": "rule", "name": "No Polar chest straps in healthcare",
-        "condition": {"domain": "healthcare"}, "action": "exclude",
-        "target": {"role": "device", "manufacturer": "Polar Electro"},
-        "reason": "chest straps are not tolerated by bed-bound patients"
-    });
-    let (status, problem) = t.put("/api/v1/rules/no-polar-in-healthcare", &rule).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("case-ward-7-vitals-2024"),
-        "{problem}"
-    );
-    let (status, _) = t.get("/api/v1/rules/no-polar-in-healthcare").await;
-    assert_eq!(
-        status,
-        StatusCode::NOT_FOUND,
-        "a refused rule is not stored"
-    );
-    let (status, stored) = t
-        .put("/api/v1/rules/no-polar-in-healthcare?confirm=true", &rule)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{stored}");
-    let (_, stored) = t.get("/api/v1/rules/no-polar-in-healthcare").await;
-    assert!(
-        stored["cornerstones"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("case-ward-7-vitals-2024")),
-        "{stored}"
-    );
-    let (_, answer) = t
-        .post("/api/v1/recommendations", &scenario("smart-healthcare"))
-        .await;
-    assert!(
-        !answer["configurations"].as_array().unwrap().is_empty(),
-        "{answer:#}"
-    );
-    for c in answer["configurations"].as_array().unwrap() {
-        for b in c["bindings"].as_array().unwrap() {
-            assert_ne!(b["resource"], json!("polar-h10"), "excluded by the rule");
+    for backend in &backends().await {
+        let t = spawn_app(backend).await;
+        let rule = json!({
+            "id": "no-polar-in-healthcare", "kind": "rule", "name": "No Polar chest straps in healthcare",
+            "condition": {"domain": "healthcare"}, "action": "exclude",
+            "target": {"role": "device", "manufacturer": "Polar Electro"},
+            "reason": "chest straps are not tolerated by bed-bound patients"
+        });
+        let (status, problem) = t.put("/api/v1/rules/no-polar-in-healthcare", &rule).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("case-ward-7-vitals-2024"),
+            "{problem}"
+        );
+        let (status, _) = t.get("/api/v1/rules/no-polar-in-healthcare").await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "a refused rule is not stored"
+        );
+        let (status, stored) = t
+            .put("/api/v1/rules/no-polar-in-healthcare?confirm=true", &rule)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{stored}");
+        let (_, stored) = t.get("/api/v1/rules/no-polar-in-healthcare").await;
+        assert!(
+            stored["cornerstones"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("case-ward-7-vitals-2024")),
+            "{stored}"
+        );
+        let (_, answer) = t
+            .post("/api/v1/recommendations", &scenario("smart-healthcare"))
+            .await;
+        assert!(
+            !answer["configurations"].as_array().unwrap().is_empty(),
+            "{answer:#}"
+        );
+        for c in answer["configurations"].as_array().unwrap() {
+            for b in c["bindings"].as_array().unwrap() {
+                assert_ne!(b["resource"], json!("polar-h10"), "excluded by the rule");
+            }
         }
+        assert!(
+            answer["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["rule"] == json!("no-polar-in-healthcare"))
+        );
+        assert!(
+            answer["rejected"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["constraint"] == json!("rule:no-polar-in-healthcare"))
+        );
+        // A refinement for ward 7 withdraws the exclusion there.
+        let refinement = json!({
+            "id": "polar-ok-in-ward-7", "kind": "rule", "name": "Ward 7 patients are mobile",
+            "refines": "no-polar-in-healthcare", "condition": {"sites": ["ward-7"]}, "action": "allow",
+            "target": {"role": "device", "manufacturer": "Polar Electro"}, "reason": "ward 7 patients walk around"
+        });
+        let (status, body) = t.put("/api/v1/rules/polar-ok-in-ward-7", &refinement).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, answer) = t
+            .post("/api/v1/recommendations", &scenario("smart-healthcare"))
+            .await;
+        assert!(
+            answer["rules"].as_array().unwrap().is_empty(),
+            "{:#}",
+            answer["rules"]
+        );
+        // Rules are not written in bulk or by SPARQL update, where they would skip the check.
+        let response = t
+            .client
+            .post(format!("{}/api/v1/bulk", t.base))
+            .bearer_auth(&t.key)
+            .json(&json!([rule]))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::OK {
+            let results: Value = response.json().await.unwrap();
+            assert_eq!(results[0]["status"], json!(400), "{results}");
+        }
+        t.shutdown.cancel();
     }
-    assert!(
-        answer["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["rule"] == json!("no-polar-in-healthcare"))
-    );
-    assert!(
-        answer["rejected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["constraint"] == json!("rule:no-polar-in-healthcare"))
-    );
-    // A refinement for ward 7 withdraws the exclusion there.
-    let refinement = json!({
-        "id": "polar-ok-in-ward-7", "kind": "rule", "name": "Ward 7 patients are mobile",
-        "refines": "no-polar-in-healthcare", "condition": {"sites": ["ward-7"]}, "action": "allow",
-        "target": {"role": "device", "manufacturer": "Polar Electro"}, "reason": "ward 7 patients walk around"
-    });
-    let (status, body) = t.put("/api/v1/rules/polar-ok-in-ward-7", &refinement).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, answer) = t
-        .post("/api/v1/recommendations", &scenario("smart-healthcare"))
-        .await;
-    assert!(
-        answer["rules"].as_array().unwrap().is_empty(),
-        "{:#}",
-        answer["rules"]
-    );
-    // Rules are not written in bulk or by SPARQL update, where they would skip the check.
-    let response = t
-        .client
-        .post(format!("{}/api/v1/bulk", t.base))
-        .bearer_auth(&t.key)
-        .json(&json!([rule]))
-        .send()
-        .await
-        .unwrap();
-    if response.status() == StatusCode::OK {
-        let results: Value = response.json().await.unwrap();
-        assert_eq!(results[0]["status"], json!(400), "{results}");
-    }
-    t.shutdown.cancel();
 }
 
 /// Reads a server-sent event stream until an event of `name`, for at most `wait`.
