@@ -288,15 +288,6 @@ fn one_of(kind: Kind, key: &str, values: &[String]) -> Result<Filter, AppError> 
     })
 }
 
-/// Whether a device observes (or actuates) a property.
-fn serves_property(device: &Resource, need: Need, property: &str) -> bool {
-    match (&device.body, need) {
-        (ResourceBody::Device(d), Need::Sensing) => d.observes.contains(property),
-        (ResourceBody::Device(d), Need::Actuation) => d.actuates.contains(property),
-        _ => false,
-    }
-}
-
 fn absent(kind: Kind, key: &str) -> Result<Filter, AppError> {
     let f = field(Some(kind), key).ok_or_else(|| StoreError::Corrupt(format!("no field {key}")))?;
     Ok(Filter {
@@ -426,7 +417,7 @@ impl App {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 found.extend(
                     view.catalog_of(Kind::Device)
-                        .filter(|d| serves_property(d, r.need, &r.property))
+                        .filter(|d| iotcane_recommender::serves(d, r.need, &r.property))
                         .cloned(),
                 );
             }
@@ -604,24 +595,33 @@ impl App {
         actor: &Actor,
     ) -> Result<StoredRecommendation, AppError> {
         let ctx = parse_context(context)?;
-        self.recommend_checked(tenant, &ctx, context, None, false, None, actor)
+        let (answer, _, elapsed_ms) = self.compute_recommendation(tenant, &ctx).await?;
+        let kept = Kept {
+            supersedes: None,
+            subscribed: false,
+            margin: None,
+        };
+        self.keep_answer(tenant, &answer, elapsed_ms, context, kept, actor)
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn recommend_checked(
+    /// Stores an answer as a new recommendation.
+    async fn keep_answer(
         &self,
         tenant: &Tenant,
-        ctx: &AppContext,
+        answer: &Recommendation,
+        elapsed_ms: f64,
         context: &Value,
-        supersedes: Option<String>,
-        subscribed: bool,
-        margin: Option<f64>,
+        kept: Kept,
         actor: &Actor,
     ) -> Result<StoredRecommendation, AppError> {
-        let (answer, _, elapsed_ms) = self.compute_recommendation(tenant, ctx).await?;
+        let Kept {
+            supersedes,
+            subscribed,
+            margin,
+        } = kept;
         let mut result =
-            serde_json::to_value(&answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            serde_json::to_value(answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if let Some(map) = result.as_object_mut() {
             map.insert("elapsedMs".into(), json!(elapsed_ms));
         }
@@ -982,11 +982,12 @@ impl App {
             let Ok(ctx) = parse_context(&context) else {
                 continue;
             };
-            let (answer, knowledge, _) = match self.compute_recommendation(tenant, &ctx).await {
-                Ok(done) => done,
-                Err(AppError::Invalid(_)) => continue,
-                Err(e) => return Err(e),
-            };
+            let (answer, knowledge, elapsed_ms) =
+                match self.compute_recommendation(tenant, &ctx).await {
+                    Ok(done) => done,
+                    Err(AppError::Invalid(_)) => continue,
+                    Err(e) => return Err(e),
+                };
             let Some(best) = previous.configuration(1) else {
                 continue;
             };
@@ -1031,16 +1032,14 @@ impl App {
                 name: format!("subscription:{}", record.id),
                 source: iotcane_store::ChangeSource::Http,
             };
+            // The answer just computed is the new recommendation.
+            let kept = Kept {
+                supersedes: Some(record.id.clone()),
+                subscribed: true,
+                margin: record.margin,
+            };
             let next = self
-                .recommend_checked(
-                    tenant,
-                    &ctx,
-                    &context,
-                    Some(record.id.clone()),
-                    true,
-                    record.margin,
-                    &actor,
-                )
+                .keep_answer(tenant, &answer, elapsed_ms, &context, kept, &actor)
                 .await?;
             self.store
                 .set_subscription(tenant.as_str(), &record.id, false, None)
@@ -1070,6 +1069,13 @@ impl App {
         }
         Ok(sent)
     }
+}
+
+/// How a new recommendation is kept: what it supersedes, and its subscription.
+struct Kept {
+    supersedes: Option<String>,
+    subscribed: bool,
+    margin: Option<f64>,
 }
 
 /// The case an accepted configuration becomes.

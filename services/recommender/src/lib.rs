@@ -23,7 +23,7 @@ use serde_json::Value;
 
 pub use cases::{CaseIndex, Retrieved};
 pub use context::{AppContext, Weights};
-pub use options::{Knowledge, OutBinding, Rejection};
+pub use options::{Knowledge, OutBinding, Rejection, serves};
 pub use rules::{ChangedCase, ContextFacts};
 
 use crate::model::{AMORTISATION_MONTHS, CASE_WEIGHT, PREFERENCE_WEIGHT, TIGHT_SLACK};
@@ -943,7 +943,13 @@ fn conflict_of(
             continue;
         }
         let mut top = Top::new(1);
-        search::branch_and_bound(scenarios, objective, limits, &mut top, 200_000);
+        search::branch_and_bound(
+            scenarios,
+            objective,
+            limits,
+            &mut top,
+            crate::model::CONFLICT_PROBE_NODES,
+        );
         if let Some(found) = top.items.first() {
             let relaxed: Vec<String> = (0..4)
                 .filter(|b| mask & (1 << b) != 0)

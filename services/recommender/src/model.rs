@@ -12,6 +12,9 @@ pub const AMORTISATION_MONTHS: f64 = 36.0;
 pub const PREFERENCE_WEIGHT: f64 = 0.1;
 /// The weight of the case term (bindings reused from similar past cases).
 pub const CASE_WEIGHT: f64 = 0.1;
+/// Search nodes each relaxation probe of a conflict may visit (a probe only needs one
+/// valid configuration, which the bound finds quickly when there is one).
+pub const CONFLICT_PROBE_NODES: u64 = 200_000;
 /// Availability of an edge node or network link whose description states none: not
 /// modelled, so it does not lower the chain.
 pub const UNSTATED_AVAILABILITY: f64 = 1.0;

@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::cases::{CaseIndex, Retrieved};
 use crate::context::{AppContext, Need, ProcessingMode, Requirement};
 use crate::model::{
-    AMORTISATION_MONTHS, MAX_QUANTITY, UNSTATED_AVAILABILITY, hop_latency_ms,
-    jurisdiction_of_residency, region_within,
+    AMORTISATION_MONTHS, CASE_WEIGHT, MAX_QUANTITY, PREFERENCE_WEIGHT, UNSTATED_AVAILABILITY,
+    hop_latency_ms, jurisdiction_of_residency, region_within,
 };
 use crate::rules::{Conclusion, Subject, targets};
 
@@ -125,11 +125,14 @@ pub struct Opt {
 impl Opt {
     /// Its rank inside its slot: the weighted contribution it makes on its own.
     pub fn own_score(&self, w: &crate::context::Weights) -> f64 {
+        // Only an order for trying candidates, not the objective: the availability loss
+        // (−ln A, about 0.001 for three nines) is scaled up to weigh like the others.
+        const LOSS_SCALE: f64 = 1_000.0;
         w.cost * self.adds.cost_criterion()
             + w.energy * self.adds.energy_w
-            + w.availability * self.adds.loss * 1_000.0
-            + 0.1 * self.adds.unpreferred
-            + 0.1 * self.adds.neg_affinity
+            + w.availability * self.adds.loss * LOSS_SCALE
+            + PREFERENCE_WEIGHT * self.adds.unpreferred
+            + CASE_WEIGHT * self.adds.neg_affinity
     }
 }
 
@@ -268,6 +271,61 @@ pub struct Knowledge {
     /// Links from the context's sites.
     pub links: Vec<Resource>,
     pub rules: Vec<Resource>,
+}
+
+/// Whether a device observes (sensing) or actuates (actuation) a property.
+pub fn serves(device: &Resource, need: Need, property: &str) -> bool {
+    match (&device.body, need) {
+        (ResourceBody::Device(d), Need::Sensing) => d.observes.contains(property),
+        (ResourceBody::Device(d), Need::Actuation) => d.actuates.contains(property),
+        _ => false,
+    }
+}
+
+impl Knowledge {
+    /// The candidates of a context among a list of resources, chosen as the app layer's
+    /// retrieval chooses them from the graph (for evaluation and tests, which have no
+    /// graph).
+    pub fn from_resources(resources: &[Resource], ctx: &AppContext) -> Knowledge {
+        let sites = ctx.sites();
+        let devices = ctx
+            .requirements()
+            .iter()
+            .map(|r| {
+                resources
+                    .iter()
+                    .filter(|res| match &res.body {
+                        ResourceBody::Device(d) => {
+                            serves(res, r.need, &r.property)
+                                && d.placement.site.as_ref().is_none_or(|s| *s == r.site)
+                        }
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let of = |pick: &dyn Fn(&Resource) -> bool| -> Vec<Resource> {
+            resources.iter().filter(|r| pick(r)).cloned().collect()
+        };
+        Knowledge {
+            devices,
+            edge_nodes: of(&|r| match &r.body {
+                ResourceBody::EdgeNode(e) => {
+                    e.placement.site.as_ref().is_none_or(|s| sites.contains(s))
+                }
+                _ => false,
+            }),
+            offerings: of(&|r| matches!(r.body, ResourceBody::CloudOffering(_))),
+            links: of(&|r| match &r.body {
+                ResourceBody::NetworkLink(l) => sites
+                    .iter()
+                    .any(|s| l.from == format!("site:{s}") || l.to == format!("site:{s}")),
+                _ => false,
+            }),
+            rules: of(&|r| matches!(r.body, ResourceBody::Rule(_))),
+        }
+    }
 }
 
 struct Builder<'a> {

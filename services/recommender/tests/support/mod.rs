@@ -2,9 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use iotcane_model::Resource;
 use iotcane_model::formats::{self, Format};
-use iotcane_model::{Resource, ResourceBody};
-use iotcane_recommender::context::Need;
 use iotcane_recommender::{AppContext, CaseIndex, Knowledge};
 
 pub const SCENARIOS: [&str; 5] = [
@@ -50,46 +49,6 @@ pub fn scenario(name: &str) -> AppContext {
 impl Seed {
     /// The candidates the app layer would retrieve for a context.
     pub fn knowledge(&self, ctx: &AppContext) -> Knowledge {
-        let sites = ctx.sites();
-        let devices = ctx
-            .requirements()
-            .iter()
-            .map(|r| {
-                self.resources
-                    .iter()
-                    .filter(|res| match &res.body {
-                        ResourceBody::Device(d) => {
-                            let serves = match r.need {
-                                Need::Sensing => d.observes.contains(&r.property),
-                                Need::Actuation => d.actuates.contains(&r.property),
-                            };
-                            serves && d.placement.site.as_ref().is_none_or(|s| *s == r.site)
-                        }
-                        _ => false,
-                    })
-                    .cloned()
-                    .collect()
-            })
-            .collect();
-        let of = |pick: &dyn Fn(&Resource) -> bool| -> Vec<Resource> {
-            self.resources.iter().filter(|r| pick(r)).cloned().collect()
-        };
-        Knowledge {
-            devices,
-            edge_nodes: of(&|r| match &r.body {
-                ResourceBody::EdgeNode(e) => {
-                    e.placement.site.as_ref().is_none_or(|s| sites.contains(s))
-                }
-                _ => false,
-            }),
-            offerings: of(&|r| matches!(r.body, ResourceBody::CloudOffering(_))),
-            links: of(&|r| match &r.body {
-                ResourceBody::NetworkLink(l) => sites
-                    .iter()
-                    .any(|s| l.from == format!("site:{s}") || l.to == format!("site:{s}")),
-                _ => false,
-            }),
-            rules: of(&|r| matches!(r.body, ResourceBody::Rule(_))),
-        }
+        Knowledge::from_resources(&self.resources, ctx)
     }
 }

@@ -15,8 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use iotcane_model::{BindingRole, Resource, ResourceBody};
-use iotcane_recommender::context::Need;
+use iotcane_model::BindingRole;
 use iotcane_recommender::generate::{self, Size};
 use iotcane_recommender::{
     AppContext, CaseIndex, Knowledge, OutBinding, Recommendation, Settings as SolverSettings,
@@ -402,7 +401,7 @@ fn scenarios(
         if let Err(v) = ctx.check() {
             anyhow::bail!("{}: an invalid context: {v}", path.display());
         }
-        let knowledge = knowledge_of(&resources, &ctx);
+        let knowledge = Knowledge::from_resources(&resources, &ctx);
         let (answer, ms) = timed(&ctx, &knowledge, &cases, &SolverSettings::default());
         all_ms.push(ms);
         checks.audit(&format!("scenario {name}"), &ctx, &knowledge, &answer);
@@ -449,51 +448,6 @@ fn files(dir: &Path, extension: &str) -> anyhow::Result<Vec<std::path::PathBuf>>
     }
     out.sort();
     Ok(out)
-}
-
-/// The candidates the app layer would retrieve for a context from a resource list.
-fn knowledge_of(resources: &[Resource], ctx: &AppContext) -> Knowledge {
-    let sites = ctx.sites();
-    let devices = ctx
-        .requirements()
-        .iter()
-        .map(|r| {
-            resources
-                .iter()
-                .filter(|res| match &res.body {
-                    ResourceBody::Device(d) => {
-                        let serves = match r.need {
-                            Need::Sensing => d.observes.contains(&r.property),
-                            Need::Actuation => d.actuates.contains(&r.property),
-                        };
-                        serves && d.placement.site.as_ref().is_none_or(|s| *s == r.site)
-                    }
-                    _ => false,
-                })
-                .cloned()
-                .collect()
-        })
-        .collect();
-    let of = |pick: &dyn Fn(&Resource) -> bool| -> Vec<Resource> {
-        resources.iter().filter(|r| pick(r)).cloned().collect()
-    };
-    Knowledge {
-        devices,
-        edge_nodes: of(&|r| match &r.body {
-            ResourceBody::EdgeNode(e) => {
-                e.placement.site.as_ref().is_none_or(|s| sites.contains(s))
-            }
-            _ => false,
-        }),
-        offerings: of(&|r| matches!(r.body, ResourceBody::CloudOffering(_))),
-        links: of(&|r| match &r.body {
-            ResourceBody::NetworkLink(l) => sites
-                .iter()
-                .any(|s| l.from == format!("site:{s}") || l.to == format!("site:{s}")),
-            _ => false,
-        }),
-        rules: of(&|r| matches!(r.body, ResourceBody::Rule(_))),
-    }
 }
 
 fn small_seed(seed: u64, i: usize) -> u64 {
