@@ -329,7 +329,7 @@ fn tighten(rng: &mut Rng, ctx: &mut AppContext, knowledge: &Knowledge) {
 }
 
 /// Removes one candidate from the longest list; `false` when every list is down to one.
-fn trim(rng: &mut Rng, k: &mut Knowledge) -> bool {
+pub fn trim(rng: &mut Rng, k: &mut Knowledge) -> bool {
     let mut lists: Vec<&mut Vec<Resource>> = k.devices.iter_mut().collect();
     lists.push(&mut k.edge_nodes);
     lists.push(&mut k.offerings);

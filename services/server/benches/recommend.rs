@@ -1641,19 +1641,9 @@ fn instance(seed: u64, exp: i32) -> Option<(AppContext, Knowledge, CaseIndex, f6
         space = iotcane_recommender::search_space(&ctx, &k);
     }
     while space > hi {
-        let mut lists: Vec<&mut Vec<Resource>> = k.devices.iter_mut().collect();
-        lists.push(&mut k.edge_nodes);
-        lists.push(&mut k.offerings);
-        let longest = lists.iter().map(|l| l.len()).max().unwrap_or(0);
-        if longest <= 1 {
+        if !generate::trim(&mut rng, &mut k) {
             return None;
         }
-        let candidates: Vec<usize> = (0..lists.len())
-            .filter(|&i| lists[i].len() == longest)
-            .collect();
-        let list = &mut lists[*rng.pick(&candidates)];
-        let at = rng.below(list.len());
-        list.remove(at);
         space = iotcane_recommender::search_space(&ctx, &k);
     }
     if space < lo {
