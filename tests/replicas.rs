@@ -271,6 +271,27 @@ async fn replicas_on_one_journal_and_one_broker_converge_and_survive_a_sigkill()
     for d in 1..DEVICES {
         publisher.publish(&topic(d, "register"), device(d)).await;
     }
+    // Every replica must know every device before reports flow: a report taken by one
+    // replica before it has applied the registration another replica wrote is refused as
+    // an unknown Thing (shared subscriptions do not keep one device's messages on one
+    // replica).
+    let started = Instant::now();
+    for r in &replicas {
+        for d in 0..DEVICES {
+            while get(&http, &format!("{}/api/v1/devices/d{d}", r.base))
+                .await
+                .0
+                != 200
+            {
+                assert!(
+                    started.elapsed() < CONVERGE_WITHIN,
+                    "{} never saw d{d} registered",
+                    r.name
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 
     // Context reports over MQTT, round by round; HTTP writes to each replica in turn;
     // replica c is killed half way and started again at the end.
