@@ -992,3 +992,239 @@ async fn one_replica_at_a_time_holds_a_subscription_lease() {
         a.close().await;
     }
 }
+
+async fn delete(store: &KnowledgeStore, t: &Tenant, name: &str) {
+    store
+        .write_one(
+            Change::Delete {
+                tenant: t.clone(),
+                id: id(name),
+                expected_version: None,
+            },
+            "tester",
+            ChangeSource::Cli,
+        )
+        .await
+        .unwrap();
+}
+
+async fn report(store: &KnowledgeStore, t: &Tenant, name: &str, load: f64) {
+    store
+        .write_one(
+            Change::Context {
+                tenant: t.clone(),
+                id: id(name),
+                live: live("online", load),
+            },
+            "gateway",
+            ChangeSource::Mqtt,
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until the clock has moved past `ms`, so rows written next are later than it.
+async fn after_ms(ms: i64) {
+    while now_ms() <= ms {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn compaction_removes_replaced_history_and_a_rebuild_gives_the_same_graph() {
+    for backend in backends().await {
+        let (dir_a, dir_b, dir_c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        // Three graphs on one journal: SQLite through the same file.
+        let backend = match &backend.database_url {
+            Some(_) => backend.clone(),
+            None => helpers::Backend {
+                name: "sqlite",
+                database_url: Some(dir_a.path().join("shared.db").display().to_string()),
+            },
+        };
+        let t = tenant("acme");
+        let a = open(dir_a.path(), &backend).await;
+        for i in 0..20 {
+            put(&a, &t, device_json(&format!("d-{i}"), "v1")).await;
+        }
+        // Edge nodes are written without a live context, so they keep the reported one.
+        for i in 0..3 {
+            put(&a, &t, edge_json(&format!("gw-{i}"), 4)).await;
+        }
+        // A snapshot, and a replica, from before the deletions below.
+        a.snapshot().await.unwrap().expect("a snapshot");
+        let lagging = open(dir_c.path(), &backend).await;
+        for round in 2..=6 {
+            for i in 0..20 {
+                put(&a, &t, device_json(&format!("d-{i}"), &format!("v{round}"))).await;
+            }
+            for i in 0..3 {
+                report(&a, &t, &format!("gw-{i}"), f64::from(round)).await;
+                put(&a, &t, edge_json(&format!("gw-{i}"), 4 + round)).await;
+            }
+        }
+        report(&a, &t, "gw-2", 99.0).await;
+        for i in 10..15 {
+            delete(&a, &t, &format!("d-{i}")).await;
+        }
+        delete(&a, &t, "gw-2").await;
+        put(&a, &t, device_json("d-12", "re-created")).await;
+        let created_d3 = a.get(&t, &id("d-3")).unwrap().unwrap().meta.created_ms;
+
+        let before_ms = now_ms();
+        after_ms(before_ms).await;
+        // After the cutoff: kept whatever happens to it.
+        put(&a, &t, device_json("d-1", "v7")).await;
+        delete(&a, &t, "d-15").await;
+        put(&a, &t, device_json("d-30", "new")).await;
+        let expected = export_lines(&a);
+
+        let compacted = a.compact(before_ms).await.unwrap();
+        // 20 devices × 5 replaced versions, 3 edge nodes × 5 versions and 5 reports, the
+        // deleted devices' last versions, gw-2's last version, report and deletion, the
+        // deletions, d-12's versions before its deletion.
+        assert!(
+            compacted.rows_removed >= 100 + 15,
+            "{}: {compacted:?}",
+            backend.name
+        );
+        assert_eq!(export_lines(&a), expected, "compaction changed the graph");
+
+        // History keeps the version in effect at the cutoff, and everything after.
+        let versions = |id_: &'static str| {
+            let a = a.clone();
+            let t = t.clone();
+            async move {
+                a.history(&t, &id(id_))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e.version, e.op))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(versions("d-3").await, [(6, Op::Update)]);
+        assert_eq!(versions("d-1").await, [(6, Op::Update), (7, Op::Update)]);
+        assert_eq!(versions("d-10").await, []);
+        assert_eq!(versions("d-12").await, [(8, Op::Create)]);
+        assert_eq!(
+            versions("d-15").await,
+            [(6, Op::Update), (7, Op::Delete)],
+            "a deletion after the cutoff stays"
+        );
+        assert_eq!(versions("gw-2").await, []);
+        assert!(matches!(
+            a.as_of(&t, &id("d-3"), before_ms - 1).await,
+            Err(StoreError::HistoryCompacted { .. })
+        ));
+        assert_eq!(
+            a.as_of(&t, &id("d-3"), before_ms)
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .version,
+            6
+        );
+        assert_eq!(
+            a.compact(before_ms).await.unwrap().rows_removed,
+            0,
+            "a second run finds nothing"
+        );
+
+        // A new replica rebuilds the same graph from the compacted journal alone: the
+        // creation times, versions and live contexts the removed rows gave are there.
+        let fresh = open(dir_b.path(), &backend).await;
+        assert_eq!(
+            export_lines(&fresh),
+            expected,
+            "{}: rebuild differs",
+            backend.name
+        );
+        assert_eq!(
+            fresh.get(&t, &id("d-3")).unwrap().unwrap().meta.created_ms,
+            created_d3
+        );
+        fresh.close().await;
+
+        // A snapshot from before the removed deletions would bring d-10 back: a restart
+        // leaves it and replays the journal.
+        a.close().await;
+        let restarted = open(dir_a.path(), &backend).await;
+        assert!(restarted.get(&t, &id("d-10")).unwrap().is_none());
+        assert_eq!(export_lines(&restarted), expected);
+
+        // A replica that had not applied the removed deletions cannot catch up; it says
+        // so, and only a rebuild helps.
+        assert!(lagging.get(&t, &id("d-10")).unwrap().is_some());
+        assert!(matches!(
+            lagging.catch_up().await,
+            Err(StoreError::BehindCompaction { .. })
+        ));
+        assert!(lagging.is_stale());
+        lagging.close().await;
+        let rebuilt = open(dir_c.path(), &backend).await;
+        assert!(!rebuilt.is_stale());
+        assert_eq!(export_lines(&rebuilt), expected);
+
+        // Compacting everything, the deletion after the first cutoff too, still rebuilds
+        // the same graph.
+        after_ms(now_ms()).await;
+        restarted.compact(now_ms()).await.unwrap();
+        assert_eq!(versions_of(&restarted, &t, "d-15").await, 0);
+        let dir_d = tempfile::tempdir().unwrap();
+        let last = open(dir_d.path(), &backend).await;
+        assert_eq!(export_lines(&last), expected);
+    }
+}
+
+#[tokio::test]
+async fn one_replica_per_interval_compacts_with_the_configured_retention() {
+    for backend in backends().await {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let backend = match &backend.database_url {
+            Some(_) => backend.clone(),
+            None => helpers::Backend {
+                name: "sqlite",
+                database_url: Some(dir_a.path().join("shared.db").display().to_string()),
+            },
+        };
+        let replica = |dir: &std::path::Path, retention: Option<u64>| {
+            let mut config = helpers::config(dir, &backend);
+            config.journal_retention = retention.map(std::time::Duration::from_millis);
+            config.compaction_interval = std::time::Duration::from_secs(3600);
+            KnowledgeStore::open(config)
+        };
+        let keep_all = replica(dir_b.path(), None).await.unwrap();
+        let t = tenant("acme");
+        for name in ["v1", "v2", "v3"] {
+            put(&keep_all, &t, device_json("d", name)).await;
+        }
+        assert_eq!(keep_all.compact_if_due().await.unwrap(), None);
+        assert_eq!(versions_of(&keep_all, &t, "d").await, 3);
+
+        let a = replica(dir_a.path(), Some(1)).await.unwrap();
+        after_ms(now_ms() + 1).await;
+        let first = a.compact_if_due().await.unwrap().expect("a compaction run");
+        assert_eq!(first.rows_removed, 2, "{}", backend.name);
+        assert_eq!(versions_of(&a, &t, "d").await, 1);
+        // The run is taken for this interval: neither replica runs it again yet.
+        put(&a, &t, device_json("d", "v4")).await;
+        after_ms(now_ms() + 1).await;
+        assert_eq!(a.compact_if_due().await.unwrap(), None);
+        let b = replica(dir_b.path(), Some(1)).await.unwrap();
+        assert_eq!(b.compact_if_due().await.unwrap(), None);
+        assert_eq!(versions_of(&b, &t, "d").await, 2);
+        let state = b.compaction_state().await.unwrap();
+        assert_eq!(state.compacted_through_seq, first.cutoff_seq);
+        assert_eq!(state.tombstones_through_seq, 0, "nothing was deleted");
+    }
+}
+
+async fn versions_of(store: &KnowledgeStore, t: &Tenant, name: &str) -> usize {
+    store.history(t, &id(name)).await.unwrap().len()
+}

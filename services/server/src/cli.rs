@@ -72,10 +72,22 @@ pub enum Command {
     /// Inspect the messages the MQTT gateway refused.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Compact the journal now: remove rows older than the retention that later versions replaced.
+    Compact(CompactArgs),
     /// Recommend configurations for an application context (JSON or RDF) from the local store.
     Recommend(RecommendArgs),
     /// Measure the recommender: example scenarios, generated instances against brute force and the exact optimum, case retrieval, latency.
     Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// History kept in full, hours (default: the `journal_retention_hours` setting).
+    #[arg(long)]
+    pub retention_hours: Option<u64>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Config => commands::config::run(&settings),
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::DeadLetters(command) => commands::dead_letters::run(&settings, command).await,
+            Command::Compact(args) => commands::compact::run(&settings, args).await,
             Command::Recommend(args) => commands::recommend::run(&settings, args).await,
             Command::Eval(args) => commands::eval::run(args),
         }

@@ -29,6 +29,11 @@ pub struct Settings {
     pub query_result_limit: usize,
     /// Resources kept decoded in memory for reads (0: none).
     pub resource_cache_entries: usize,
+    /// History kept in full, hours; older superseded journal rows are compacted away
+    /// (0: keep everything).
+    pub journal_retention_hours: u64,
+    /// How often one of the replicas compacts the journal, seconds.
+    pub journal_compaction_interval_secs: u64,
     /// Where the HTTP gateway listens.
     pub http_addr: String,
     /// `false` switches API keys off (local use only; every request acts as an admin of
@@ -98,6 +103,8 @@ impl Default for Settings {
             query_timeout_ms: 10_000,
             query_result_limit: 100_000,
             resource_cache_entries: 200_000,
+            journal_retention_hours: 30 * 24,
+            journal_compaction_interval_secs: 3600,
             http_addr: "127.0.0.1:8080".to_owned(),
             auth: true,
             local_tenant: "default".to_owned(),
@@ -243,6 +250,10 @@ impl Settings {
         config.query_result_limit = self.query_result_limit;
         config.context_history = self.context_history.max(1);
         config.resource_cache_entries = self.resource_cache_entries;
+        config.journal_retention = (self.journal_retention_hours > 0)
+            .then(|| Duration::from_secs(self.journal_retention_hours * 3600));
+        config.compaction_interval =
+            Duration::from_secs(self.journal_compaction_interval_secs.max(1));
         config
     }
 

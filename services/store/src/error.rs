@@ -50,4 +50,13 @@ pub enum StoreError {
     Export(String),
     #[error("journal is inconsistent: {0}")]
     Corrupt(String),
+    #[error(
+        "this graph is at journal position {applied}, but compaction removed deletions up to \
+         position {removed_through} that it had not applied; restart to rebuild it from the journal"
+    )]
+    BehindCompaction { applied: i64, removed_through: i64 },
+    #[error(
+        "history before {history_from} was compacted away (journal retention); asked for {asked}"
+    )]
+    HistoryCompacted { asked: String, history_from: String },
 }

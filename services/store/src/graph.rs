@@ -124,10 +124,13 @@ impl Graph {
                     continue;
                 }
                 let existed = tx.contains_named_graph(&graph)?;
-                let created_ms = if existed && p.entry_op != Op::Create {
-                    created_of(&tx, &graph)?.unwrap_or(p.at_ms)
-                } else {
-                    p.at_ms
+                // A compacted journal may start a resource at an update: its row carries the
+                // creation time the missing create row would have given.
+                let created_ms = match p.created_ms {
+                    _ if p.entry_op == Op::Create => p.at_ms,
+                    Some(created_ms) => created_ms,
+                    None if existed => created_of(&tx, &graph)?.unwrap_or(p.at_ms),
+                    None => p.at_ms,
                 };
                 // Live context belongs to the reports: a description written without one
                 // keeps the current one.
@@ -415,6 +418,8 @@ struct Prepared {
     entry_op: Op,
     version: i64,
     at_ms: i64,
+    /// Set on a row whose create row was compacted away.
+    created_ms: Option<i64>,
     actor: String,
     source: ChangeSource,
 }
@@ -464,6 +469,7 @@ impl Prepared {
             entry_op: entry.op,
             version: entry.version,
             at_ms: entry.at_ms,
+            created_ms: entry.created_ms,
             actor: entry.actor.clone(),
             source: entry.source,
         })

@@ -34,6 +34,32 @@ pub struct JournalEntry {
     pub at_ms: i64,
     /// The native JSON of the new description; `None` for a delete.
     pub body: Option<String>,
+    /// The resource's creation time, on a row whose earlier versions were compacted away
+    /// (a replay cannot read it from the create row any more); `None` otherwise.
+    pub created_ms: Option<i64>,
+}
+
+/// How far compaction has gone (see [`Journal::compact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactionState {
+    /// Superseded rows at or before this position are gone.
+    pub compacted_through_seq: i64,
+    /// History is complete from this time on.
+    pub history_from_ms: i64,
+    /// The newest deletion removed: a graph older than this may hold a deleted resource.
+    pub tombstones_through_seq: i64,
+    /// How many times deletions were removed.
+    pub epoch: i64,
+}
+
+/// What one compaction run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compacted {
+    /// The newest row the run looked at (written before `history_from_ms`).
+    pub cutoff_seq: i64,
+    pub history_from_ms: i64,
+    pub rows_removed: u64,
 }
 
 /// A message the MQTT gateway refused, as stored.
@@ -114,6 +140,18 @@ struct Sql {
     prune_context: &'static str,
     insert_dead_letter: &'static str,
     dead_letters: &'static str,
+    replay: &'static str,
+    compaction_state: &'static str,
+    claim_compaction: &'static str,
+    compaction_cutoff: &'static str,
+    batch_end: &'static str,
+    set_created: &'static str,
+    drop_dead_context: &'static str,
+    drop_superseded: &'static str,
+    drop_tombstones: &'static str,
+    mark_tombstones: &'static str,
+    mark_history: &'static str,
+    finish_compaction: &'static str,
 }
 
 const SQLITE: Sql = Sql {
@@ -140,16 +178,16 @@ const SQLITE: Sql = Sql {
                   ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
                   version = excluded.version, deleted = excluded.deleted, \
                   created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
-    tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
            FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
-    history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
               FROM journal WHERE tenant = ? AND resource_id = ? AND op <> 'context' ORDER BY seq",
-    at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
               FROM journal WHERE tenant = ? AND resource_id = ? AND at_ms <= ? AND op <> 'context' \
               ORDER BY seq DESC LIMIT 1",
     head: "SELECT seq FROM journal_head WHERE id = 1",
     journal_id: "SELECT journal_id FROM journal_meta WHERE id = 1",
-    context_history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    context_history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
                       FROM journal WHERE tenant = ? AND resource_id = ? AND op = 'context' \
                       ORDER BY seq DESC LIMIT ?",
     prune_context: "DELETE FROM journal WHERE seq IN (\
@@ -160,6 +198,53 @@ const SQLITE: Sql = Sql {
                          VALUES (?, ?, ?, ?, ?, ?)",
     dead_letters: "SELECT id, tenant, topic, reason, payload, payload_len, at_ms FROM dead_letters \
                    WHERE tenant = ? AND id < ? ORDER BY id DESC LIMIT ?",
+    // Like `tail`, but skips context reports a later report of the same resource
+    // replaces: on a rebuild only the newest live context matters.
+    replay: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
+             FROM journal AS j WHERE seq > ?1 AND (op <> 'context' OR NOT EXISTS (\
+             SELECT 1 FROM journal AS n WHERE n.tenant = j.tenant AND n.resource_id = j.resource_id \
+             AND n.op = 'context' AND n.seq > j.seq)) ORDER BY seq LIMIT ?2",
+    compaction_state: "SELECT compacted_through_seq, history_from_ms, tombstones_through_seq, epoch \
+                       FROM journal_compaction WHERE id = 1",
+    claim_compaction: "UPDATE journal_compaction SET claimed_ms = ?1 WHERE id = 1 AND claimed_ms <= ?2",
+    // Rows at or before the previous cutoff are older still, so the scan starts there.
+    compaction_cutoff: "SELECT COALESCE(MAX(seq), ?2) FROM journal WHERE seq > ?2 AND at_ms < ?1",
+    batch_end: "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > ?1 AND seq <= ?2 \
+                ORDER BY seq LIMIT ?3) AS batch",
+    // A version that stays while its predecessors go keeps the creation time they gave:
+    // the newest create before it, or the time an earlier compaction left on a row.
+    set_created: "UPDATE journal SET created_ms = COALESCE(\
+                  (SELECT c.at_ms FROM journal AS c WHERE c.tenant = journal.tenant \
+                   AND c.resource_id = journal.resource_id AND c.op <> 'context' AND c.op = 'create' \
+                   AND c.version < journal.version ORDER BY c.version DESC LIMIT 1), \
+                  (SELECT p.created_ms FROM journal AS p WHERE p.tenant = journal.tenant \
+                   AND p.resource_id = journal.resource_id AND p.op <> 'context' \
+                   AND p.created_ms IS NOT NULL AND p.version < journal.version \
+                   ORDER BY p.version DESC LIMIT 1)) \
+                  WHERE seq > ?1 AND seq <= ?2 AND op = 'update' AND created_ms IS NULL \
+                  AND NOT EXISTS (SELECT 1 FROM journal AS n WHERE n.tenant = journal.tenant \
+                  AND n.resource_id = journal.resource_id AND n.op <> 'context' \
+                  AND n.version > journal.version AND n.seq <= ?3)",
+    // Reports on a resource that was deleted later (before the cutoff) describe nothing.
+    drop_dead_context: "DELETE FROM journal WHERE seq > ?1 AND seq <= ?2 AND op = 'context' \
+                        AND EXISTS (SELECT 1 FROM journal AS d WHERE d.tenant = journal.tenant \
+                        AND d.resource_id = journal.resource_id AND d.op <> 'context' \
+                        AND d.op = 'delete' AND d.seq > journal.seq AND d.seq <= ?3)",
+    // Versions a later version (before the cutoff) replaced.
+    drop_superseded: "DELETE FROM journal WHERE seq > ?1 AND seq <= ?2 AND op <> 'context' \
+                      AND EXISTS (SELECT 1 FROM journal AS n WHERE n.tenant = journal.tenant \
+                      AND n.resource_id = journal.resource_id AND n.op <> 'context' \
+                      AND n.version > journal.version AND n.seq <= ?3)",
+    // What is left of a deleted resource before the cutoff: its deletion.
+    drop_tombstones: "DELETE FROM journal WHERE seq > ?2 AND seq <= ?1 AND op = 'delete'",
+    mark_tombstones: "UPDATE journal_compaction SET epoch = epoch + 1, \
+                      tombstones_through_seq = MAX(tombstones_through_seq, \
+                      (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE seq > ?2 AND seq <= ?1 AND op = 'delete')) \
+                      WHERE id = 1 AND EXISTS \
+                      (SELECT 1 FROM journal WHERE seq > ?2 AND seq <= ?1 AND op = 'delete')",
+    mark_history: "UPDATE journal_compaction SET history_from_ms = MAX(history_from_ms, ?1) WHERE id = 1",
+    finish_compaction: "UPDATE journal_compaction SET \
+                        compacted_through_seq = MAX(compacted_through_seq, ?1) WHERE id = 1",
 };
 
 const POSTGRES: Sql = Sql {
@@ -176,16 +261,16 @@ const POSTGRES: Sql = Sql {
                   ON CONFLICT (tenant, resource_id) DO UPDATE SET kind = excluded.kind, \
                   version = excluded.version, deleted = excluded.deleted, \
                   created_ms = excluded.created_ms, updated_seq = excluded.updated_seq",
-    tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    tail: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
            FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2",
-    history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
               FROM journal WHERE tenant = $1 AND resource_id = $2 AND op <> 'context' ORDER BY seq",
-    at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    at_time: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
               FROM journal WHERE tenant = $1 AND resource_id = $2 AND at_ms <= $3 AND op <> 'context' \
               ORDER BY seq DESC LIMIT 1",
     head: "SELECT seq FROM journal_head WHERE id = 1",
     journal_id: "SELECT journal_id FROM journal_meta WHERE id = 1",
-    context_history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body \
+    context_history: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
                       FROM journal WHERE tenant = $1 AND resource_id = $2 AND op = 'context' \
                       ORDER BY seq DESC LIMIT $3",
     prune_context: "DELETE FROM journal WHERE seq IN (\
@@ -196,6 +281,53 @@ const POSTGRES: Sql = Sql {
                          VALUES ($1, $2, $3, $4, $5, $6)",
     dead_letters: "SELECT id, tenant, topic, reason, payload, payload_len, at_ms FROM dead_letters \
                    WHERE tenant = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    // Like `tail`, but skips context reports a later report of the same resource
+    // replaces: on a rebuild only the newest live context matters.
+    replay: "SELECT seq, tenant, resource_id, kind, version, op, actor, source, at_ms, body, created_ms \
+             FROM journal AS j WHERE seq > $1 AND (op <> 'context' OR NOT EXISTS (\
+             SELECT 1 FROM journal AS n WHERE n.tenant = j.tenant AND n.resource_id = j.resource_id \
+             AND n.op = 'context' AND n.seq > j.seq)) ORDER BY seq LIMIT $2",
+    compaction_state: "SELECT compacted_through_seq, history_from_ms, tombstones_through_seq, epoch \
+                       FROM journal_compaction WHERE id = 1",
+    claim_compaction: "UPDATE journal_compaction SET claimed_ms = $1 WHERE id = 1 AND claimed_ms <= $2",
+    // Rows at or before the previous cutoff are older still, so the scan starts there.
+    compaction_cutoff: "SELECT COALESCE(MAX(seq), $2) FROM journal WHERE seq > $2 AND at_ms < $1",
+    batch_end: "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > $1 AND seq <= $2 \
+                ORDER BY seq LIMIT $3) AS batch",
+    // A version that stays while its predecessors go keeps the creation time they gave:
+    // the newest create before it, or the time an earlier compaction left on a row.
+    set_created: "UPDATE journal SET created_ms = COALESCE(\
+                  (SELECT c.at_ms FROM journal AS c WHERE c.tenant = journal.tenant \
+                   AND c.resource_id = journal.resource_id AND c.op <> 'context' AND c.op = 'create' \
+                   AND c.version < journal.version ORDER BY c.version DESC LIMIT 1), \
+                  (SELECT p.created_ms FROM journal AS p WHERE p.tenant = journal.tenant \
+                   AND p.resource_id = journal.resource_id AND p.op <> 'context' \
+                   AND p.created_ms IS NOT NULL AND p.version < journal.version \
+                   ORDER BY p.version DESC LIMIT 1)) \
+                  WHERE seq > $1 AND seq <= $2 AND op = 'update' AND created_ms IS NULL \
+                  AND NOT EXISTS (SELECT 1 FROM journal AS n WHERE n.tenant = journal.tenant \
+                  AND n.resource_id = journal.resource_id AND n.op <> 'context' \
+                  AND n.version > journal.version AND n.seq <= $3)",
+    // Reports on a resource that was deleted later (before the cutoff) describe nothing.
+    drop_dead_context: "DELETE FROM journal WHERE seq > $1 AND seq <= $2 AND op = 'context' \
+                        AND EXISTS (SELECT 1 FROM journal AS d WHERE d.tenant = journal.tenant \
+                        AND d.resource_id = journal.resource_id AND d.op <> 'context' \
+                        AND d.op = 'delete' AND d.seq > journal.seq AND d.seq <= $3)",
+    // Versions a later version (before the cutoff) replaced.
+    drop_superseded: "DELETE FROM journal WHERE seq > $1 AND seq <= $2 AND op <> 'context' \
+                      AND EXISTS (SELECT 1 FROM journal AS n WHERE n.tenant = journal.tenant \
+                      AND n.resource_id = journal.resource_id AND n.op <> 'context' \
+                      AND n.version > journal.version AND n.seq <= $3)",
+    // What is left of a deleted resource before the cutoff: its deletion.
+    drop_tombstones: "DELETE FROM journal WHERE seq > $2 AND seq <= $1 AND op = 'delete'",
+    mark_tombstones: "UPDATE journal_compaction SET epoch = epoch + 1, \
+                      tombstones_through_seq = GREATEST(tombstones_through_seq, \
+                      (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE seq > $2 AND seq <= $1 AND op = 'delete')) \
+                      WHERE id = 1 AND EXISTS \
+                      (SELECT 1 FROM journal WHERE seq > $2 AND seq <= $1 AND op = 'delete')",
+    mark_history: "UPDATE journal_compaction SET history_from_ms = GREATEST(history_from_ms, $1) WHERE id = 1",
+    finish_compaction: "UPDATE journal_compaction SET \
+                        compacted_through_seq = GREATEST(compacted_through_seq, $1) WHERE id = 1",
 };
 
 /// How SQLite makes a commit durable.
@@ -474,6 +606,138 @@ impl Journal {
         })
     }
 
+    /// Like [`Journal::tail`], but without the context reports a later report of the same
+    /// resource replaces. For rebuilding a graph, where only the newest live context counts.
+    pub async fn replay(&self, after: i64, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        on_pool!(self, pool, sql, {
+            let rows = sqlx::query(sql.replay)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    /// How far compaction has gone.
+    pub async fn compaction_state(&self) -> Result<CompactionState, StoreError> {
+        on_pool!(self, pool, sql, {
+            let row = sqlx::query(sql.compaction_state).fetch_one(pool).await?;
+            Ok(CompactionState {
+                compacted_through_seq: row.try_get(0)?,
+                history_from_ms: row.try_get(1)?,
+                tombstones_through_seq: row.try_get(2)?,
+                epoch: row.try_get(3)?,
+            })
+        })
+    }
+
+    /// Takes the compaction run unless a replica took it after `not_since_ms`.
+    pub async fn claim_compaction(
+        &self,
+        now_ms: i64,
+        not_since_ms: i64,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool, sql, {
+            Ok(sqlx::query(sql.claim_compaction)
+                .bind(now_ms)
+                .bind(not_since_ms)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1)
+        })
+    }
+
+    /// Removes what a replay no longer needs from the rows written before `before_ms`:
+    /// versions a later version (also before `before_ms`) replaced, the reports and the
+    /// deletion of resources deleted by then. Each resource keeps the version in effect
+    /// at `before_ms`, so history stays complete from then on.
+    ///
+    /// Batches of `batch` rows, one transaction each, so writers are never held up long.
+    /// Every step leaves a journal whose replay gives the same graph, except the removal
+    /// of deletions: a replica that read a resource before its deletion was removed would
+    /// keep it. That removal is one transaction which also counts up the epoch, so a
+    /// reader can tell (see `KnowledgeStore::catch_up`).
+    pub async fn compact(&self, before_ms: i64, batch: i64) -> Result<Compacted, StoreError> {
+        let previous = self.compaction_state().await?.compacted_through_seq;
+        on_pool!(self, pool, sql, {
+            let cutoff: i64 = sqlx::query(sql.compaction_cutoff)
+                .bind(before_ms)
+                .bind(previous)
+                .fetch_one(pool)
+                .await?
+                .try_get(0)?;
+            let mut compacted = Compacted {
+                cutoff_seq: cutoff,
+                history_from_ms: before_ms,
+                rows_removed: 0,
+            };
+            if cutoff == 0 {
+                return Ok(compacted);
+            }
+            // History before `before_ms` goes; say so before any of it does.
+            sqlx::query(sql.mark_history)
+                .bind(before_ms)
+                .execute(pool)
+                .await?;
+            let batch_end = |after: i64| async move {
+                let end: Option<i64> = sqlx::query(sql.batch_end)
+                    .bind(after)
+                    .bind(cutoff)
+                    .bind(batch)
+                    .fetch_one(pool)
+                    .await?
+                    .try_get(0)?;
+                Ok::<_, StoreError>(end)
+            };
+            // Creation times first: the rows that carry them may go in any later batch.
+            let mut after = 0;
+            while let Some(end) = batch_end(after).await? {
+                sqlx::query(sql.set_created)
+                    .bind(after)
+                    .bind(end)
+                    .bind(cutoff)
+                    .execute(pool)
+                    .await?;
+                after = end;
+            }
+            let mut after = 0;
+            while let Some(end) = batch_end(after).await? {
+                let mut tx = pool.begin().await?;
+                for statement in [sql.drop_dead_context, sql.drop_superseded] {
+                    compacted.rows_removed += sqlx::query(statement)
+                        .bind(after)
+                        .bind(end)
+                        .bind(cutoff)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                after = end;
+            }
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql.mark_tombstones)
+                .bind(cutoff)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
+            compacted.rows_removed += sqlx::query(sql.drop_tombstones)
+                .bind(cutoff)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            sqlx::query(sql.finish_compaction)
+                .bind(cutoff)
+                .execute(pool)
+                .await?;
+            Ok(compacted)
+        })
+    }
+
     pub async fn insert_dead_letter(&self, letter: &NewDeadLetter) -> Result<(), StoreError> {
         on_pool!(self, pool, sql, {
             sqlx::query(sql.insert_dead_letter)
@@ -676,6 +940,7 @@ fn decide<'a>(batch: &'a [NewEntry], current: &Current, head: i64, at_ms: i64) -
                 source: entry.source,
                 at_ms,
                 body: entry.body.clone(),
+                created_ms: None,
             };
             accepted.push(row.clone());
             outcomes.push(Ok(row));
@@ -706,6 +971,7 @@ fn decide<'a>(batch: &'a [NewEntry], current: &Current, head: i64, at_ms: i64) -
             source: entry.source,
             at_ms,
             body: entry.body.clone(),
+            created_ms: None,
         };
         let state = NewState {
             tenant: key.0,
@@ -784,6 +1050,7 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     let op: String = row.try_get(5)?;
@@ -800,5 +1067,6 @@ where
             .ok_or_else(|| StoreError::Corrupt(format!("unknown source {source:?}")))?,
         at_ms: row.try_get(8)?,
         body: row.try_get(9)?,
+        created_ms: row.try_get(10)?,
     })
 }

@@ -20,7 +20,7 @@ mod update;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use iotcane_model::{Kind, LiveContext, Resource, ResourceId, Tenant};
@@ -31,7 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::StoreError;
 pub use graph::{Meta, decode_body, format_time_ms, parse_time_ms};
-pub use journal::{DeadLetter, JournalEntry, NewDeadLetter, SqliteDurability};
+pub use journal::{
+    Compacted, CompactionState, DeadLetter, JournalEntry, NewDeadLetter, SqliteDurability,
+};
 pub use keys::KeyRecord;
 pub use query::{
     After, Cmp, Condition, Filter, Find, Found, GRAPH_MEDIA_TYPES, Near, Order, QueryOutput,
@@ -42,6 +44,27 @@ pub use snapshot::SnapshotFile;
 
 use graph::Graph;
 use journal::{Journal, NewEntry, Refusal};
+
+/// Compacts the journal `config` names without building a graph (for `iotcane compact`,
+/// which may run beside the replicas): see [`KnowledgeStore::compact`].
+pub async fn compact_journal(
+    config: &StoreConfig,
+    before_ms: i64,
+) -> Result<(Compacted, CompactionState), StoreError> {
+    let journal = Journal::connect(
+        &config.database_url,
+        config.sqlite_durability,
+        config.statement_timeout,
+    )
+    .await?;
+    let compacted = journal.compact(before_ms, COMPACTION_BATCH).await;
+    let state = journal.compaction_state().await;
+    journal.close().await;
+    Ok((compacted?, state?))
+}
+
+/// Journal rows per compaction transaction.
+const COMPACTION_BATCH: i64 = 10_000;
 
 /// Where a change came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -127,6 +150,10 @@ pub struct StoreConfig {
     pub context_prune_interval: Duration,
     /// Resources kept decoded in memory for [`KnowledgeStore::get`] (0: none).
     pub resource_cache_entries: usize,
+    /// History kept in full; older superseded rows are compacted away (`None`: keep all).
+    pub journal_retention: Option<Duration>,
+    /// How often one of the replicas compacts the journal.
+    pub compaction_interval: Duration,
 }
 
 impl StoreConfig {
@@ -146,6 +173,8 @@ impl StoreConfig {
             context_history: 100,
             context_prune_interval: Duration::from_secs(60),
             resource_cache_entries: 200_000,
+            journal_retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            compaction_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -236,6 +265,10 @@ struct Inner {
     local_events: broadcast::Sender<Arc<JournalEntry>>,
     /// Decoded resources by tenant and id, so reads skip rebuilding them from quads.
     cache: ResourceCache,
+    /// The compaction epoch this graph is known to be consistent with.
+    compaction_epoch: AtomicI64,
+    /// Set once compaction removed a deletion this graph had not applied.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// Decoded resources, dropped whenever the graph changes them.
@@ -308,6 +341,15 @@ impl ResourceCache {
 
 const TAIL_BATCH: i64 = 10_000;
 
+/// Which journal rows a catch-up reads.
+#[derive(Debug, Clone, Copy)]
+enum Rows {
+    /// Every row: what a running replica applies, each one announced.
+    Tail,
+    /// Without superseded context reports: for rebuilding a graph on open.
+    Replay,
+}
+
 /// A write waiting for the group commit, and where its answer goes.
 #[derive(Debug)]
 struct PendingWrite {
@@ -333,49 +375,83 @@ impl KnowledgeStore {
         )
         .await?;
         let journal_id = journal.journal_id().await?;
-        let graph = Graph::new()?;
         let snapshot_dir = config.data_dir.join("snapshots");
-        let mut applied = 0;
-        if let Some(file) = snapshot::newest(&snapshot_dir, &journal_id)? {
-            let g = graph.clone();
-            let path = file.path.clone();
-            tokio::task::spawn_blocking(move || g.load_snapshot(&path))
-                .await
-                .map_err(|e| StoreError::Snapshot(e.to_string()))??;
-            applied = file.seq;
-            tracing::info!(seq = file.seq, path = %file.path.display(), "snapshot loaded");
+        let mut use_snapshot = true;
+        // A compaction that removes deletions while the graph is read makes the read
+        // useless; it is tried again from the compacted journal.
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let compaction = journal.compaction_state().await?;
+            let graph = Graph::new()?;
+            let mut applied = 0;
+            let snapshot = match snapshot::newest(&snapshot_dir, &journal_id)? {
+                Some(file) if file.seq < compaction.tombstones_through_seq => {
+                    tracing::warn!(
+                        seq = file.seq,
+                        removed_through = compaction.tombstones_through_seq,
+                        "the newest snapshot predates deletions compaction removed; \
+                         rebuilding from the journal"
+                    );
+                    None
+                }
+                file if use_snapshot => file,
+                _ => None,
+            };
+            if let Some(file) = snapshot {
+                let g = graph.clone();
+                let path = file.path.clone();
+                tokio::task::spawn_blocking(move || g.load_snapshot(&path))
+                    .await
+                    .map_err(|e| StoreError::Snapshot(e.to_string()))??;
+                applied = file.seq;
+                tracing::info!(seq = file.seq, path = %file.path.display(), "snapshot loaded");
+            }
+            let (events, _) = broadcast::channel(4096);
+            let (local_events, _) = broadcast::channel(4096);
+            let cache = ResourceCache::new(config.resource_cache_entries);
+            let store = KnowledgeStore {
+                inner: Arc::new(Inner {
+                    journal: journal.clone(),
+                    graph,
+                    config: config.clone(),
+                    journal_id: journal_id.clone(),
+                    writer: Mutex::new(()),
+                    pending: std::sync::Mutex::default(),
+                    applied_seq: AtomicI64::new(applied),
+                    changes_since_snapshot: AtomicU64::new(0),
+                    events,
+                    local_events,
+                    cache,
+                    compaction_epoch: AtomicI64::new(compaction.epoch),
+                    stale: AtomicBool::new(false),
+                }),
+            };
+            let replayed = {
+                let _writer = store.inner.writer.lock().await;
+                store.catch_up_to(i64::MAX, Rows::Replay).await
+            };
+            let replayed = match replayed {
+                Err(e @ StoreError::BehindCompaction { .. }) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "rebuilding the graph again");
+                    use_snapshot = false;
+                    continue;
+                }
+                other => other?,
+            };
+            store
+                .inner
+                .changes_since_snapshot
+                .store(replayed as u64, Ordering::Relaxed);
+            tracing::info!(
+                replayed,
+                seq = store.applied_seq(),
+                tenants = store.tenants()?.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "knowledge graph ready"
+            );
+            return Ok(store);
         }
-        let (events, _) = broadcast::channel(4096);
-        let (local_events, _) = broadcast::channel(4096);
-        let cache = ResourceCache::new(config.resource_cache_entries);
-        let store = KnowledgeStore {
-            inner: Arc::new(Inner {
-                journal,
-                graph,
-                config,
-                journal_id,
-                writer: Mutex::new(()),
-                pending: std::sync::Mutex::default(),
-                applied_seq: AtomicI64::new(applied),
-                changes_since_snapshot: AtomicU64::new(0),
-                events,
-                local_events,
-                cache,
-            }),
-        };
-        let replayed = store.catch_up().await?;
-        store
-            .inner
-            .changes_since_snapshot
-            .store(replayed as u64, Ordering::Relaxed);
-        tracing::info!(
-            replayed,
-            seq = store.applied_seq(),
-            tenants = store.tenants()?.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "knowledge graph ready"
-        );
-        Ok(store)
+        unreachable!("the last attempt returns")
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -607,7 +683,7 @@ impl KnowledgeStore {
             })
             .unzip();
         if let Some(first) = accepted.first() {
-            self.catch_up_to(first.seq - 1).await?;
+            self.catch_up_to(first.seq - 1, Rows::Tail).await?;
             self.apply(accepted, known, true).await?;
         }
         Ok(outcomes
@@ -696,24 +772,76 @@ impl KnowledgeStore {
     /// Returns how many were applied.
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
         let _writer = self.inner.writer.lock().await;
-        self.catch_up_to(i64::MAX).await
+        self.catch_up_to(i64::MAX, Rows::Tail).await
     }
 
-    async fn catch_up_to(&self, up_to: i64) -> Result<usize, StoreError> {
+    async fn catch_up_to(&self, up_to: i64, rows: Rows) -> Result<usize, StoreError> {
         let mut applied = 0;
         loop {
             let after = self.applied_seq();
             if after >= up_to {
                 return Ok(applied);
             }
-            let rows = self.inner.journal.tail(after, TAIL_BATCH).await?;
-            if rows.is_empty() {
+            let batch = match rows {
+                Rows::Tail => self.inner.journal.tail(after, TAIL_BATCH).await?,
+                Rows::Replay => self.inner.journal.replay(after, TAIL_BATCH).await?,
+            };
+            if batch.is_empty() {
                 return Ok(applied);
             }
-            let rows: Vec<JournalEntry> = rows.into_iter().filter(|r| r.seq <= up_to).collect();
-            applied += rows.len();
-            self.apply(rows, Vec::new(), false).await?;
+            let contiguous = batch
+                .iter()
+                .zip(after + 1..)
+                .all(|(row, expected)| row.seq == expected);
+            if !contiguous {
+                self.check_compaction(after).await?;
+            }
+            let batch: Vec<JournalEntry> = batch.into_iter().filter(|r| r.seq <= up_to).collect();
+            applied += batch.len();
+            self.apply(batch, Vec::new(), false).await?;
         }
+    }
+
+    /// Called when rows after `after` are missing: fine unless compaction removed, since
+    /// this graph's last check, a deletion after `after` (which the graph then never sees).
+    async fn check_compaction(&self, after: i64) -> Result<(), StoreError> {
+        if self.inner.stale.load(Ordering::Acquire) {
+            return Err(self.behind(after, None).await);
+        }
+        let state = self.inner.journal.compaction_state().await?;
+        if state.epoch == self.inner.compaction_epoch.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if state.tombstones_through_seq > after {
+            self.inner.stale.store(true, Ordering::Release);
+            return Err(self.behind(after, Some(state)).await);
+        }
+        self.inner
+            .compaction_epoch
+            .store(state.epoch, Ordering::Release);
+        Ok(())
+    }
+
+    async fn behind(&self, applied: i64, state: Option<CompactionState>) -> StoreError {
+        let state = match state {
+            Some(state) => state,
+            None => self
+                .inner
+                .journal
+                .compaction_state()
+                .await
+                .unwrap_or_default(),
+        };
+        StoreError::BehindCompaction {
+            applied,
+            removed_through: state.tombstones_through_seq,
+        }
+    }
+
+    /// Whether compaction removed deletions this graph never applied: it must be rebuilt
+    /// (restarted), and readiness and liveness say so.
+    pub fn is_stale(&self) -> bool {
+        self.inner.stale.load(Ordering::Acquire)
     }
 
     /// The current description of a resource, read from the graph.
@@ -772,6 +900,13 @@ impl KnowledgeStore {
         id: &ResourceId,
         at_ms: i64,
     ) -> Result<Option<(JournalEntry, Resource)>, StoreError> {
+        let history_from_ms = self.inner.journal.compaction_state().await?.history_from_ms;
+        if at_ms < history_from_ms {
+            return Err(StoreError::HistoryCompacted {
+                asked: format_time_ms(at_ms),
+                history_from: format_time_ms(history_from_ms),
+            });
+        }
         let Some(entry) = self
             .inner
             .journal
@@ -997,13 +1132,26 @@ impl KnowledgeStore {
         tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_snapshot = Instant::now();
         let mut last_prune = Instant::now();
+        // The first run comes one interval after start, not during it.
+        let mut last_compaction = Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = tail.tick() => {}
             }
+            if self.is_stale() {
+                // Nothing this graph holds may be kept: it waits for the restart that
+                // failing health checks ask for.
+                continue;
+            }
             if let Err(e) = self.catch_up().await {
                 tracing::error!(error = %e, "journal tail failed");
+            }
+            if last_compaction.elapsed() >= config.compaction_interval {
+                last_compaction = Instant::now();
+                if let Err(e) = self.compact_if_due().await {
+                    tracing::error!(error = %e, "journal compaction failed");
+                }
             }
             let changes = self.inner.changes_since_snapshot.load(Ordering::Relaxed);
             let due = changes >= config.snapshot_every_changes
@@ -1021,9 +1169,60 @@ impl KnowledgeStore {
                 }
             }
         }
+        if self.is_stale() {
+            return;
+        }
         if let Err(e) = self.snapshot().await {
             tracing::error!(error = %e, "final snapshot failed");
         }
+    }
+
+    /// Compacts the journal: of the rows written before `before_ms`, removes the versions
+    /// later versions replaced and what is left of deleted resources (see the README's
+    /// "Journal retention"). Replaying the journal still gives the same graph, and history
+    /// stays complete from `before_ms` on.
+    pub async fn compact(&self, before_ms: i64) -> Result<Compacted, StoreError> {
+        let started = Instant::now();
+        let compacted = self
+            .inner
+            .journal
+            .compact(before_ms, COMPACTION_BATCH)
+            .await?;
+        tracing::info!(
+            cutoff_seq = compacted.cutoff_seq,
+            rows_removed = compacted.rows_removed,
+            history_from = %format_time_ms(compacted.history_from_ms),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journal compacted"
+        );
+        Ok(compacted)
+    }
+
+    /// What the background task does every `compaction_interval`: compacts with the
+    /// configured retention, unless another replica did within half the interval (then
+    /// `None`, as without a retention).
+    pub async fn compact_if_due(&self) -> Result<Option<Compacted>, StoreError> {
+        let Some(retention) = self.inner.config.journal_retention else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let half_interval = (self.inner.config.compaction_interval / 2).as_millis() as i64;
+        if !self
+            .inner
+            .journal
+            .claim_compaction(now, now - half_interval)
+            .await?
+        {
+            return Ok(None);
+        }
+        self.compact(now - retention.as_millis() as i64)
+            .await
+            .map(Some)
+    }
+
+    /// How far compaction has gone.
+    pub async fn compaction_state(&self) -> Result<CompactionState, StoreError> {
+        self.inner.journal.compaction_state().await
     }
 
     /// Deletes the context reports beyond each resource's configured history, in batches

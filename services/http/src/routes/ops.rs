@@ -20,12 +20,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(well_known_wot))
 }
 
-/// The process is alive.
+/// The process is alive, and its graph can still follow the journal (503 otherwise: it
+/// must be restarted).
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
-async fn healthz() -> &'static str {
-    "ok\n"
+    responses(
+        (status = 200, description = "Alive", body = String, content_type = "text/plain"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn healthz(State(state): State<AppState>) -> ApiResult<&'static str> {
+    if state.app.store().is_stale() {
+        return Err(ApiError::Unavailable(STALE.to_owned()));
+    }
+    Ok("ok\n")
 }
+
+const STALE: &str = "journal compaction removed deletions this replica's graph had not \
+                     applied; it must restart to rebuild the graph";
 
 /// Readiness: the journal answers and the graph is loaded.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -45,6 +55,9 @@ pub struct Readiness {
     ))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Readiness>> {
     let store = state.app.store();
+    if store.is_stale() {
+        return Err(ApiError::Unavailable(STALE.to_owned()));
+    }
     let journal_head = store.journal_head().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness: the journal does not answer");
         ApiError::Unavailable("the journal does not answer".to_owned())

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod compact;
 pub mod config;
 pub mod dead_letters;
 pub mod eval;
