@@ -544,3 +544,52 @@ async fn an_import_process_and_a_tailing_store_converge_on_one_journal() {
         assert_eq!(mine, theirs, "{}: the replicas differ", backend.name);
     }
 }
+
+#[test]
+fn compact_runs_by_hand_and_keeps_the_retention_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = |name: &str| {
+        serde_json::json!({"id": "d-1", "kind": "device", "name": name, "observes": ["heartRate"],
+            "protocols": ["ble"], "samplingRateHz": 1, "site": "ward-7"})
+        .to_string()
+    };
+    for name in ["first", "second"] {
+        let file = dir.path().join("d.json");
+        std::fs::write(&file, device(name)).unwrap();
+        let imported = run(iotcane(dir.path()).arg("import").arg(&file));
+        assert!(imported.status.success(), "{imported:?}");
+    }
+    let compacted = run(iotcane(dir.path()).args(["compact", "--retention-hours", "1", "--json"]));
+    assert!(compacted.status.success(), "{compacted:?}");
+    let outcome: serde_json::Value = serde_json::from_str(stdout(&compacted).trim()).unwrap();
+    assert_eq!(
+        outcome["rowsRemoved"], 0,
+        "both versions are within the hour: {outcome}"
+    );
+    assert!(outcome["historyFrom"].as_str().unwrap().ends_with('Z'));
+
+    // Both versions are still there.
+    let history = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = KnowledgeStore::open(StoreConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let tenant: Tenant = "default".parse().unwrap();
+        let id: ResourceId = "d-1".parse().unwrap();
+        let history = store.history(&tenant, &id).await.unwrap();
+        store.close().await;
+        history
+    });
+    assert_eq!(history.len(), 2);
+
+    // A retention of 0 keeps everything: there is nothing to run.
+    let refused = run(iotcane(dir.path())
+        .arg("compact")
+        .env("IOTCANE_JOURNAL_RETENTION_HOURS", "0"));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("journal_retention_hours is 0"),
+        "{refused:?}"
+    );
+    let zero = run(iotcane(dir.path()).args(["compact", "--retention-hours", "0"]));
+    assert!(!zero.status.success());
+}

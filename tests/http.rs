@@ -1730,6 +1730,68 @@ async fn admins_manage_their_tenants_keys_over_http() {
 }
 
 #[tokio::test]
+async fn a_replica_that_missed_a_compacted_deletion_fails_its_health_checks() {
+    for backend in &backends().await {
+        let t = spawn_app(backend).await;
+        // Another replica on the same journal writes, deletes and compacts.
+        let other_dir = tempfile::tempdir().unwrap();
+        let mut config = t.store.config().clone();
+        config.data_dir = other_dir.path().to_path_buf();
+        let other = KnowledgeStore::open(config).await.unwrap();
+        let acme = tenant("acme");
+        let write = |change| other.write_one(change, "other", iotcane_store::ChangeSource::Cli);
+        let device = |id: &str| {
+            iotcane_store::Change::put(acme.clone(), helpers::resource(device_json(id, "a device")))
+        };
+        write(device("d-1")).await.unwrap();
+        t.store.catch_up().await.unwrap();
+        write(iotcane_store::Change::Delete {
+            tenant: acme.clone(),
+            id: rid("d-1"),
+            expected_version: None,
+        })
+        .await
+        .unwrap();
+        let cutoff = now_ms() + 1;
+        while now_ms() <= cutoff {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let compacted = other.compact(cutoff).await.unwrap();
+        assert!(compacted.rows_removed >= 2, "{compacted:?}");
+        write(device("d-2")).await.unwrap();
+
+        // This replica still holds d-1, and cannot learn that it is gone.
+        assert!(matches!(
+            t.store.catch_up().await,
+            Err(iotcane_store::StoreError::BehindCompaction { .. })
+        ));
+        for path in ["/healthz", "/readyz"] {
+            let response = t
+                .client
+                .get(format!("{}{path}", t.base))
+                .send()
+                .await
+                .unwrap();
+            let body = problem(response, 503, "unavailable").await;
+            assert!(
+                body["detail"].as_str().unwrap().contains("restart"),
+                "{path}: {body}"
+            );
+        }
+        other.close().await;
+        t.stop().await;
+    }
+}
+
+fn now_ms() -> i64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    i64::try_from(ms).unwrap()
+}
+
+#[tokio::test]
 async fn operations_endpoints_report_health_readiness_and_metrics() {
     for backend in &backends().await {
         let t = spawn_app(backend).await;

@@ -83,7 +83,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CompactArgs {
     /// History kept in full, hours (default: the `journal_retention_hours` setting).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_hours: Option<u64>,
     /// Print the outcome as JSON.
     #[arg(long)]

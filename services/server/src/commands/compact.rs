@@ -14,8 +14,8 @@ pub async fn run(settings: &Settings, args: CompactArgs) -> anyhow::Result<ExitC
         .unwrap_or(settings.journal_retention_hours);
     if hours == 0 {
         bail!(
-            "journal_retention_hours is 0 (keep everything); pass --retention-hours to compact \
-             anyway"
+            "journal_retention_hours is 0 (keep everything); pass --retention-hours H to \
+             compact anyway"
         );
     }
     let now_ms = i64::try_from(
