@@ -1225,6 +1225,41 @@ async fn one_replica_per_interval_compacts_with_the_configured_retention() {
     }
 }
 
+#[tokio::test]
+async fn replicas_starting_together_on_a_new_journal_migrate_it_once() {
+    for backend in backends().await {
+        let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let backend = match &backend.database_url {
+            Some(_) => backend.clone(),
+            None => helpers::Backend {
+                name: "sqlite",
+                database_url: Some(dirs[0].path().join("shared.db").display().to_string()),
+            },
+        };
+        // Four opens race on an empty database: each runs the migrations.
+        let opening: Vec<_> = dirs
+            .iter()
+            .map(|dir| tokio::spawn(KnowledgeStore::open(helpers::config(dir.path(), &backend))))
+            .collect();
+        let mut stores = Vec::new();
+        for open in opening {
+            let opened = open.await.unwrap();
+            stores.push(opened.unwrap_or_else(|e| panic!("{}: {e}", backend.name)));
+        }
+        // One journal, one schema: a write through any replica reaches every other.
+        let t = tenant("acme");
+        put(&stores[3], &t, device_json("d", "from the last")).await;
+        for store in &stores {
+            store.catch_up().await.unwrap();
+            assert!(
+                store.get(&t, &id("d")).unwrap().is_some(),
+                "{}",
+                backend.name
+            );
+        }
+    }
+}
+
 async fn versions_of(store: &KnowledgeStore, t: &Tenant, name: &str) -> usize {
     store.history(t, &id(name)).await.unwrap().len()
 }

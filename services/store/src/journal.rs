@@ -401,11 +401,23 @@ impl Journal {
                 SqliteDurability::Normal => SqliteSynchronous::Normal,
             })
             .busy_timeout(statement_timeout);
+            let lock_path = migration_lock_path(options.get_filename());
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
                 .await?;
+            // sqlx's SQLite migrator takes no lock, so processes opening a new file together
+            // would each create the schema; a lock file beside it makes them take turns.
+            let lock = match lock_path {
+                Some(path) => Some(
+                    tokio::task::spawn_blocking(move || lock_file(&path))
+                        .await
+                        .map_err(|e| StoreError::DataDir(e.to_string()))??,
+                ),
+                None => None,
+            };
             sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+            drop(lock);
             Ok(Journal::Sqlite(pool))
         }
     }
@@ -810,6 +822,31 @@ impl Journal {
 
 /// The outcomes of an all-or-nothing batch that was not written: the refusals stand, the
 /// rest is aborted. (The transaction is dropped, so nothing was written.)
+/// Where the migration lock of a SQLite file lives; `None` for an in-memory database.
+fn migration_lock_path(database: &Path) -> Option<std::path::PathBuf> {
+    let name = database.to_str()?;
+    if name.is_empty() || name == ":memory:" {
+        return None;
+    }
+    let mut lock = database.as_os_str().to_owned();
+    lock.push(".migrate-lock");
+    Some(lock.into())
+}
+
+/// Opens `path` (creating it) and waits for an exclusive lock on it, held until the file
+/// is dropped.
+fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    let cannot = |e: std::io::Error| StoreError::DataDir(format!("{}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(cannot)?;
+    file.lock().map_err(cannot)?;
+    Ok(file)
+}
+
 fn aborted(outcomes: Vec<Result<JournalEntry, Refusal>>) -> Vec<Result<JournalEntry, Refusal>> {
     outcomes
         .into_iter()
