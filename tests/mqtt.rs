@@ -1077,6 +1077,57 @@ fn report(value: usize) -> String {
 }
 
 #[tokio::test]
+async fn a_report_that_overtakes_its_registration_is_applied_once_the_thing_is_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in &backends().await {
+        let stack = start(dir.path(), &StackOptions::embedded(backend)).await;
+        stack.wait_ready().await;
+        let device = Device::connect(&stack.broker, &unique("late"), Some(&stack.writer), None)
+            .await
+            .unwrap();
+        let thing = unique("late");
+        // The report goes out first, and the registration reaches the journal a moment
+        // later: as when another replica took the registration from the shared
+        // subscription.
+        device
+            .publish(&stack.topic("acme", &thing, "context"), report(42), None)
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let actor = iotcane_app::Actor {
+            name: "another replica".to_owned(),
+            source: iotcane_app::store::ChangeSource::Mqtt,
+        };
+        stack
+            .app
+            .put_many(
+                &tenant("acme"),
+                vec![helpers::resource(device_payload(&thing))],
+                &actor,
+            )
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        let path = format!("/api/v1/devices/{thing}");
+        wait_for("the report to be applied", async || {
+            let (status, body) = stack.get(&path).await;
+            (status == 200 && body["live"]["loadPct"].as_f64() == Some(42.0)).then_some(())
+        })
+        .await;
+        let letters = stack.dead_letters().await;
+        assert!(
+            letters
+                .iter()
+                .all(|l| !l["topic"].as_str().unwrap().contains(&thing)),
+            "{}: {letters:?}",
+            backend.name
+        );
+        device.disconnect().await;
+        stack.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn messages_published_while_the_service_is_down_are_applied_once_it_is_back() {
     const DEVICES: usize = 100;
     const PER_DEVICE: usize = 10;

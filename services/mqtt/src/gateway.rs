@@ -338,6 +338,7 @@ async fn run(
             name: format!("mqtt:{}", config.client_id),
             source: ChangeSource::Mqtt,
         },
+        unknown_retried: Mutex::default(),
     });
     let mut processor = tokio::spawn(process(context, queued));
     let mut acker = tokio::spawn(acknowledge(client.clone(), finished, epochs));
@@ -463,6 +464,8 @@ pub(crate) struct Context {
     /// The gateway is stopping: give up retrying the journal.
     stopping: CancellationToken,
     pub actor: Actor,
+    /// When messages about unknown Things were last tried again (see `retry_unknown`).
+    unknown_retried: Mutex<Option<Instant>>,
 }
 
 /// A message as it arrived: on which connection, and in which place.
@@ -650,8 +653,8 @@ async fn handle_batch(context: &Context, batch: Vec<Received>, jobs: &mpsc::Send
     let results = if writes.is_empty() {
         Vec::new()
     } else {
-        match write_with_retry(context, writes).await {
-            Some(results) => results,
+        match write_with_retry(context, &writes).await {
+            Some(results) => retry_unknown(context, &writes, results).await,
             // The journal is unreachable and we are stopping: acknowledge nothing, the
             // broker delivers the batch again to the next session.
             None => return,
@@ -865,13 +868,13 @@ async fn plan(
 /// delivers it again to the next session.
 async fn write_with_retry(
     context: &Context,
-    writes: Vec<DeviceMessage>,
+    writes: &[DeviceMessage],
 ) -> Option<Vec<Result<iotcane_app::store::Written, StoreError>>> {
     let mut delay = BACKOFF_MIN;
     loop {
         match context
             .app
-            .apply_device_messages(writes.clone(), &context.actor)
+            .apply_device_messages(writes.to_vec(), &context.actor)
             .await
         {
             Ok(results) => return Some(results),
@@ -886,6 +889,64 @@ async fn write_with_retry(
             }
         }
     }
+}
+
+/// How long messages about unknown Things wait before they are tried again...
+const UNKNOWN_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// ...at most this often, so that a device that reports without ever registering slows
+/// the gateway by at most 5 %.
+const UNKNOWN_RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// Tries the messages refused as about an unknown Thing once more, after a short wait.
+///
+/// With replicas on a shared subscription, a device's registration and its first report
+/// can go to two replicas, and the report can reach the journal first: its Thing is then
+/// registered a few milliseconds later. The same holds for a registration and a report
+/// sent by two different clients.
+async fn retry_unknown(
+    context: &Context,
+    writes: &[DeviceMessage],
+    mut results: Vec<Result<iotcane_app::store::Written, StoreError>>,
+) -> Vec<Result<iotcane_app::store::Written, StoreError>> {
+    let unknown: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Err(StoreError::NotFound { .. })))
+        .map(|(i, _)| i)
+        .collect();
+    if unknown.is_empty() {
+        return results;
+    }
+    {
+        let mut last = context
+            .unknown_retried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < UNKNOWN_RETRY_EVERY) {
+            return results;
+        }
+        *last = Some(Instant::now());
+    }
+    tokio::select! {
+        () = context.stopping.cancelled() => return results,
+        () = tokio::time::sleep(UNKNOWN_RETRY_DELAY) => {}
+    }
+    let again: Vec<DeviceMessage> = unknown.iter().map(|&i| writes[i].clone()).collect();
+    match context
+        .app
+        .apply_device_messages(again, &context.actor)
+        .await
+    {
+        Ok(retried) => {
+            metrics::counter!("iotcane_mqtt_unknown_retries_total").increment(unknown.len() as u64);
+            for (i, result) in unknown.into_iter().zip(retried) {
+                results[i] = result;
+            }
+        }
+        // The first answer stands: the Thing was unknown.
+        Err(e) => tracing::warn!(error = %e, "messages about unknown Things not tried again"),
+    }
+    results
 }
 
 pub(crate) fn record(action: &'static str, outcome: &'static str) {
