@@ -1260,6 +1260,44 @@ async fn replicas_starting_together_on_a_new_journal_migrate_it_once() {
     }
 }
 
+#[tokio::test]
+async fn a_postgres_url_asking_for_tls_gets_it() {
+    use sqlx::{Connection, Row};
+    for backend in backends().await {
+        let Some(url) = &backend.database_url else {
+            continue;
+        };
+        let database = url.rsplit('/').next().unwrap().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = helpers::config(dir.path(), &backend);
+        config.database_url = format!("{url}?sslmode=require");
+        let store = KnowledgeStore::open(config.clone()).await.unwrap();
+        put(&store, &tenant("acme"), device_json("d", "over TLS")).await;
+        // The server's own view: this database's connections are encrypted.
+        let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+        let encrypted: i64 = sqlx::query(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE datname = $1 AND ssl AND pid <> pg_backend_pid()",
+        )
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+        .get(0);
+        assert!(encrypted >= 1, "no encrypted connection to {database}");
+        store.close().await;
+
+        // Verifying the server's certificate is asked for: this server's self-signed one
+        // is refused, with a reason.
+        config.database_url = format!("{url}?sslmode=verify-full");
+        let refused = KnowledgeStore::open(config).await.unwrap_err().to_string();
+        assert!(
+            refused.to_lowercase().contains("certificate") || refused.contains("tls"),
+            "{refused}"
+        );
+    }
+}
+
 async fn versions_of(store: &KnowledgeStore, t: &Tenant, name: &str) -> usize {
     store.history(t, &id(name)).await.unwrap().len()
 }
