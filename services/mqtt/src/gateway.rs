@@ -234,39 +234,36 @@ fn session_options(mut options: MqttOptions, config: &MqttConfig) -> MqttOptions
 /// Connection options for an external broker URL.
 fn external_options(url: &str, config: &MqttConfig) -> Result<MqttOptions, MqttError> {
     let bad = |why: &str| MqttError::Settings(format!("mqtt_url: {why}"));
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("mqtt://") {
-        (false, rest)
-    } else {
-        return Err(bad("must start with mqtt:// or mqtts://"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    let tls = match parsed.scheme() {
+        "mqtts" => true,
+        "mqtt" => false,
+        _ => return Err(bad("must start with mqtt:// or mqtts://")),
     };
-    let rest = rest.trim_end_matches('/');
-    let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some((userinfo, hostport)) => (Some(userinfo), hostport),
-        None => (None, rest),
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => return Err(bad("no host")),
     };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || hostport.starts_with('[') => (
-            host,
-            port.parse::<u16>()
-                .map_err(|_| bad("the port is not a number"))?,
-        ),
-        _ => (hostport, if tls { 8883 } else { 1883 }),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad("no host"));
     }
+    let port = parsed.port().unwrap_or(if tls { 8883 } else { 1883 });
     let mut options = MqttOptions::new(config.client_id.clone(), host, port);
     let (mut user, mut password) = (
         config.username.clone(),
         config.password.as_ref().map(|s| s.0.clone()),
     );
-    if let Some(userinfo) = userinfo {
-        let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-        user = Some(u.to_owned());
-        password = Some(p.to_owned());
+    // A user name or password in the URL is percent-encoded, as in any URL.
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| bad("the user name or password is not UTF-8 once decoded"))
+    };
+    if !parsed.username().is_empty() {
+        user = Some(decode(parsed.username())?);
+        password = Some(decode(parsed.password().unwrap_or(""))?);
     }
     if let Some(user) = user {
         options.set_credentials(user, password.unwrap_or_default());
@@ -1074,5 +1071,44 @@ pub(crate) async fn publish_answer(
         .await
     {
         tracing::warn!(error = %e, "MQTT answer not published");
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    fn options(url: &str) -> Result<MqttOptions, MqttError> {
+        external_options(url, &MqttConfig::new())
+    }
+
+    #[test]
+    fn a_broker_url_gives_host_port_and_decoded_credentials() {
+        let o = options("mqtt://gate%40way:p%3Ass%2Fw%40rd@broker.example:1884").unwrap();
+        assert_eq!(o.broker_address(), ("broker.example".to_owned(), 1884));
+        let login = o.credentials().expect("credentials");
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("gate@way", "p:ss/w@rd")
+        );
+
+        let o = options("mqtt://[::1]").unwrap();
+        assert_eq!(o.broker_address(), ("::1".to_owned(), 1883));
+        assert!(o.credentials().is_none());
+    }
+
+    #[test]
+    fn a_broker_url_that_cannot_work_is_refused_by_name() {
+        for (url, words) in [
+            ("http://broker:1883", "mqtt://"),
+            ("mqtt://broker:port", "port"),
+            ("mqtt://", "host"),
+        ] {
+            let message = options(url).unwrap_err().to_string();
+            assert!(
+                message.contains("mqtt_url") && message.contains(words),
+                "{url}: {message}"
+            );
+        }
     }
 }
