@@ -329,6 +329,8 @@ fn settings_layer_file_then_environment_then_flags_and_hide_secrets() {
         .env("IOTCANE_LOG_LEVEL", "warn")
         .env("IOTCANE_QUERY_TIMEOUT_MS", "999")
         .env("IOTCANE_MQTT_PASSWORD", "br0ker-pw")
+        .env("IOTCANE_MQTT_CLIENT_ID", "0042")
+        .env("IOTCANE_MQTT_PREFIX", "true")
         .args([
             "--log-level",
             "error",
@@ -372,6 +374,9 @@ fn settings_layer_file_then_environment_then_flags_and_hide_secrets() {
         Some("error"),
         "flag over environment"
     );
+    // Text settings are taken as written, not as TOML values.
+    assert_eq!(config["mqtt_client_id"].as_str(), Some("0042"));
+    assert_eq!(config["mqtt_prefix"].as_str(), Some("true"));
 
     std::fs::write(
         dir.path().join("iotcane.toml"),

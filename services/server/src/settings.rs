@@ -1,6 +1,7 @@
 //! Layered settings: built-in defaults, then the settings file, then `IOTCANE_*`
 //! environment variables, then command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -160,6 +161,26 @@ struct Flags {
     mqtt_listen: Option<String>,
 }
 
+/// The settings whose values are text (names, addresses, URLs, secrets, paths).
+const TEXT_SETTINGS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "log_level",
+    "http_addr",
+    "local_tenant",
+    "bootstrap_admin_key",
+    "mqtt_url",
+    "mqtt_listen",
+    "mqtt_prefix",
+    "mqtt_client_id",
+    "mqtt_username",
+    "mqtt_password",
+    "mqtt_ca_file",
+    "mqtt_client_cert",
+    "mqtt_client_key",
+    "mqtt_share_group",
+];
+
 impl Settings {
     pub fn load(cli: &Cli) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
@@ -167,8 +188,20 @@ impl Settings {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("iotcane.toml")),
         }
+        // Figment reads a variable's value as TOML, so `0042` would become the number 42:
+        // settings that are text are taken from the environment verbatim.
+        let verbatim: BTreeMap<&str, String> = TEXT_SETTINGS
+            .iter()
+            .filter_map(|key| {
+                let value = std::env::var(format!("IOTCANE_{}", key.to_uppercase())).ok()?;
+                Some((*key, value))
+            })
+            .collect();
+        let mut ignored = vec!["test_postgres_url", "test_mqtt_url"];
+        ignored.extend(TEXT_SETTINGS);
         figment = figment
-            .merge(Env::prefixed("IOTCANE_").ignore(&["test_postgres_url", "test_mqtt_url"]))
+            .merge(Env::prefixed("IOTCANE_").ignore(&ignored))
+            .merge(Serialized::defaults(verbatim))
             .merge(Serialized::defaults(Flags {
                 data_dir: cli.data_dir.clone(),
                 database_url: cli.database_url.clone(),
