@@ -161,6 +161,9 @@ struct Flags {
     mqtt_listen: Option<String>,
 }
 
+/// `IOTCANE_*` variables that are not settings (the test suite's).
+const NOT_SETTINGS: &[&str] = &["test_postgres_url", "test_mqtt_url"];
+
 /// The settings whose values are text (names, addresses, URLs, secrets, paths).
 const TEXT_SETTINGS: &[&str] = &[
     "data_dir",
@@ -197,7 +200,7 @@ impl Settings {
                 Some((*key, value))
             })
             .collect();
-        let mut ignored = vec!["test_postgres_url", "test_mqtt_url"];
+        let mut ignored = NOT_SETTINGS.to_vec();
         ignored.extend(TEXT_SETTINGS);
         figment = figment
             .merge(Env::prefixed("IOTCANE_").ignore(&ignored))
