@@ -1179,6 +1179,26 @@ async fn compaction_removes_replaced_history_and_a_rebuild_gives_the_same_graph(
         let dir_d = tempfile::tempdir().unwrap();
         let last = open(dir_d.path(), &backend).await;
         assert_eq!(export_lines(&last), expected);
+        last.close().await;
+
+        // When the newest rows are all removed, a rebuilt graph is still at the head, and
+        // its snapshot is recent enough to be used.
+        put(&restarted, &t, device_json("d-31", "short-lived")).await;
+        delete(&restarted, &t, "d-31").await;
+        after_ms(now_ms()).await;
+        restarted.compact(now_ms()).await.unwrap();
+        let state = restarted.compaction_state().await.unwrap();
+        let head = restarted.journal_head().await.unwrap();
+        assert_eq!(
+            state.tombstones_through_seq, head,
+            "the deletion was the newest row"
+        );
+        let dir_e = tempfile::tempdir().unwrap();
+        let rebuilt = open(dir_e.path(), &backend).await;
+        assert_eq!(rebuilt.applied_seq(), head);
+        assert_eq!(export_lines(&rebuilt), expected);
+        let snapshot = rebuilt.snapshot().await.unwrap().expect("a snapshot");
+        assert!(snapshot.seq >= state.tombstones_through_seq);
     }
 }
 

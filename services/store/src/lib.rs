@@ -787,6 +787,7 @@ impl KnowledgeStore {
                 Rows::Replay => self.inner.journal.replay(after, TAIL_BATCH).await?,
             };
             if batch.is_empty() {
+                self.skip_removed_rows(after, up_to, rows).await?;
                 return Ok(applied);
             }
             let contiguous = batch
@@ -800,6 +801,31 @@ impl KnowledgeStore {
             applied += batch.len();
             self.apply(batch, Vec::new(), false).await?;
         }
+    }
+
+    /// Nothing follows `after`, yet the journal head may be past it: the rows between were
+    /// removed (compaction, pruning). The graph is then at the head, and says so, so that
+    /// its snapshots count as that recent.
+    async fn skip_removed_rows(
+        &self,
+        after: i64,
+        up_to: i64,
+        rows: Rows,
+    ) -> Result<(), StoreError> {
+        // The head first: every row up to it was committed before the read that follows.
+        let head = self.inner.journal.head().await?.min(up_to);
+        if head <= after {
+            return Ok(());
+        }
+        let next = match rows {
+            Rows::Tail => self.inner.journal.tail(after, 1).await?,
+            Rows::Replay => self.inner.journal.replay(after, 1).await?,
+        };
+        if next.is_empty() {
+            self.check_compaction(after).await?;
+            self.inner.applied_seq.store(head, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Called when rows after `after` are missing: fine unless compaction removed, since
