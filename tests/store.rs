@@ -575,13 +575,7 @@ async fn two_stores_on_one_journal_converge() {
     for backend in backends().await {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         // Both replicas share the journal: SQLite through the same file.
-        let backend = match &backend.database_url {
-            Some(_) => backend.clone(),
-            None => helpers::Backend {
-                name: "sqlite",
-                database_url: Some(dir_a.path().join("shared.db").display().to_string()),
-            },
-        };
+        let backend = shared(&backend, dir_a.path());
         let a = open(dir_a.path(), &backend).await;
         let b = open(dir_b.path(), &backend).await;
         let t = tenant("acme");
@@ -1039,13 +1033,7 @@ async fn compaction_removes_replaced_history_and_a_rebuild_gives_the_same_graph(
             tempfile::tempdir().unwrap(),
         );
         // Three graphs on one journal: SQLite through the same file.
-        let backend = match &backend.database_url {
-            Some(_) => backend.clone(),
-            None => helpers::Backend {
-                name: "sqlite",
-                database_url: Some(dir_a.path().join("shared.db").display().to_string()),
-            },
-        };
+        let backend = shared(&backend, dir_a.path());
         let t = tenant("acme");
         let a = open(dir_a.path(), &backend).await;
         for i in 0..20 {
@@ -1206,13 +1194,7 @@ async fn compaction_removes_replaced_history_and_a_rebuild_gives_the_same_graph(
 async fn one_replica_per_interval_compacts_with_the_configured_retention() {
     for backend in backends().await {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let backend = match &backend.database_url {
-            Some(_) => backend.clone(),
-            None => helpers::Backend {
-                name: "sqlite",
-                database_url: Some(dir_a.path().join("shared.db").display().to_string()),
-            },
-        };
+        let backend = shared(&backend, dir_a.path());
         let replica = |dir: &std::path::Path, retention: Option<u64>| {
             let mut config = helpers::config(dir, &backend);
             config.journal_retention = retention.map(std::time::Duration::from_millis);
@@ -1249,13 +1231,7 @@ async fn one_replica_per_interval_compacts_with_the_configured_retention() {
 async fn replicas_starting_together_on_a_new_journal_migrate_it_once() {
     for backend in backends().await {
         let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-        let backend = match &backend.database_url {
-            Some(_) => backend.clone(),
-            None => helpers::Backend {
-                name: "sqlite",
-                database_url: Some(dirs[0].path().join("shared.db").display().to_string()),
-            },
-        };
+        let backend = shared(&backend, dirs[0].path());
         // Four opens race on an empty database: each runs the migrations.
         let opening: Vec<_> = dirs
             .iter()
@@ -1315,6 +1291,18 @@ async fn a_postgres_url_asking_for_tls_gets_it() {
             refused.to_lowercase().contains("certificate") || refused.contains("tls"),
             "{refused}"
         );
+    }
+}
+
+/// `backend` for several stores on one journal: PostgreSQL as it is, SQLite through one
+/// file in `dir`.
+fn shared(backend: &helpers::Backend, dir: &std::path::Path) -> helpers::Backend {
+    match &backend.database_url {
+        Some(_) => backend.clone(),
+        None => helpers::Backend {
+            name: "sqlite",
+            database_url: Some(dir.join("shared.db").display().to_string()),
+        },
     }
 }
 

@@ -29,6 +29,8 @@
 //! `cargo bench -p iotcane-server --bench compaction -- --postgres postgres://postgres@127.0.0.1:5432/test`
 //! (the database named is only used to create and drop the bench's own).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -120,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     results.push(sqlite);
     if let Some(server) = &args.postgres {
         let name = format!("iotcane_bench_compaction_{}", std::process::id());
-        let url = runtime.block_on(create_database(server, &name))?;
+        let url = runtime.block_on(support::fresh_database(server, &name))?;
         let result = runtime.block_on(run(&args, Backend::Postgres(url)));
         // Dropped whatever happened to the run.
         let dropped = runtime.block_on(drop_database(server, &name));
@@ -647,26 +649,6 @@ fn export_lines(store: &KnowledgeStore) -> anyhow::Result<Vec<String>> {
         .collect();
     lines.sort_unstable();
     Ok(lines)
-}
-
-async fn create_database(server: &str, name: &str) -> anyhow::Result<String> {
-    let mut conn = sqlx::PgConnection::connect(server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
-    // The name is made here from letters, digits and underscores only.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(&mut conn)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    let (base, _) = server
-        .rsplit_once('/')
-        .context("a PostgreSQL URL ends with /database")?;
-    Ok(format!("{base}/{name}"))
 }
 
 async fn drop_database(server: &str, name: &str) -> anyhow::Result<()> {

@@ -13,6 +13,8 @@
 //! `cargo bench -p iotcane-server --bench replicas -- --postgres postgres://postgres@127.0.0.1:5432/test`
 //! (the database named is only used to create the per-run databases).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +24,6 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_iotcane");
 
@@ -129,25 +130,6 @@ impl Drop for Processes {
     }
 }
 
-async fn fresh_database(server: &str, name: &str) -> anyhow::Result<String> {
-    let mut conn = sqlx::PgConnection::connect(server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
-    // The name is made here from letters and digits only.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(&mut conn)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    let (base, _) = server
-        .rsplit_once('/')
-        .context("a PostgreSQL URL ends with /database")?;
-    Ok(format!("{base}/{name}"))
-}
-
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -250,7 +232,7 @@ async fn positions(http: &reqwest::Client, base: &str) -> anyhow::Result<(i64, i
 async fn run(args: &Args, n: usize) -> anyhow::Result<Run> {
     let work = tempfile::tempdir()?;
     let database_url =
-        fresh_database(&args.postgres, &format!("iotcane_bench_replicas_{n}")).await?;
+        support::fresh_database(&args.postgres, &format!("iotcane_bench_replicas_{n}")).await?;
     let broker_dir = work.path().join("broker");
     std::fs::create_dir_all(&broker_dir)?;
     let (broker_child, port) = mosquitto(&broker_dir)?;
