@@ -1191,6 +1191,53 @@ async fn compaction_removes_replaced_history_and_a_rebuild_gives_the_same_graph(
 }
 
 #[tokio::test]
+async fn a_removed_deletion_of_a_re_created_resource_is_not_missed() {
+    for backend in backends().await {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let backend = shared(&backend, dir_a.path());
+        let t = tenant("acme");
+        let a = open(dir_a.path(), &backend).await;
+        // An edge node written without a live context keeps the reported one...
+        put(&a, &t, edge_json("gw", 4)).await;
+        report(&a, &t, "gw", 7.0).await;
+        a.snapshot().await.unwrap().expect("a snapshot");
+        let lagging = open(dir_b.path(), &backend).await;
+        // ...but not across a deletion: the re-created one has none.
+        delete(&a, &t, "gw").await;
+        put(&a, &t, edge_json("gw", 8)).await;
+        let before_ms = now_ms();
+        after_ms(before_ms).await;
+        put(&a, &t, device_json("later", "after the cutoff")).await;
+        let expected = export_lines(&a);
+        a.compact(before_ms).await.unwrap();
+        assert!(a.compaction_state().await.unwrap().tombstones_through_seq > 0);
+
+        // The snapshot holds the first gw with its report: it is not used.
+        a.close().await;
+        let restarted = open(dir_a.path(), &backend).await;
+        assert_eq!(export_lines(&restarted), expected, "{}", backend.name);
+        // A replica that had the first gw cannot follow.
+        assert!(matches!(
+            lagging.catch_up().await,
+            Err(StoreError::BehindCompaction { .. })
+        ));
+        // Nor write: nothing is appended for it.
+        let head = restarted.journal_head().await.unwrap();
+        assert!(matches!(
+            lagging
+                .write_one(
+                    Change::put(t.clone(), resource(device_json("refused", "x"))),
+                    "x",
+                    ChangeSource::Cli
+                )
+                .await,
+            Err(StoreError::BehindCompaction { .. })
+        ));
+        assert_eq!(restarted.journal_head().await.unwrap(), head);
+    }
+}
+
+#[tokio::test]
 async fn one_replica_per_interval_compacts_with_the_configured_retention() {
     for backend in backends().await {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -264,6 +264,8 @@ impl From<StoreError> for ApiError {
             StoreError::ResultLimit(_) => ApiError::ResultLimit(e.to_string()),
             StoreError::ServiceRefused => ApiError::ServiceRefused,
             StoreError::UpdateRefused(_) => ApiError::UpdateRefused(e.to_string()),
+            // Nothing was written; another replica (or this one restarted) can take it.
+            StoreError::BehindCompaction { .. } => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

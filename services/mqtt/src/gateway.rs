@@ -894,7 +894,7 @@ const UNKNOWN_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// the gateway by at most 5 %.
 const UNKNOWN_RETRY_EVERY: Duration = Duration::from_secs(2);
 
-/// Tries the messages refused as about an unknown Thing once more, after a short wait.
+/// Tries the reports refused as about an unknown Thing once more, after a short wait.
 ///
 /// With replicas on a shared subscription, a device's registration and its first report
 /// can go to two replicas, and the report can reach the journal first: its Thing is then
@@ -905,10 +905,30 @@ async fn retry_unknown(
     writes: &[DeviceMessage],
     mut results: Vec<Result<iotcane_app::store::Written, StoreError>>,
 ) -> Vec<Result<iotcane_app::store::Written, StoreError>> {
+    // Only reports: a deregistration retried after a registration of the same batch would
+    // undo it. And not a report a later accepted message of the batch already overtook,
+    // whose live context would be replaced by an older one.
+    let target = |message: &DeviceMessage| match message {
+        DeviceMessage::Context(report) => Some((report.tenant.clone(), report.id.clone())),
+        DeviceMessage::Register { tenant, resource } => Some((tenant.clone(), resource.id.clone())),
+        DeviceMessage::Deregister { .. } => None,
+    };
+    let overtaken = |i: usize| {
+        let thing = target(&writes[i]);
+        (i + 1..writes.len()).any(|j| {
+            matches!(writes[j], DeviceMessage::Context(_))
+                && results[j].is_ok()
+                && target(&writes[j]) == thing
+        })
+    };
     let unknown: Vec<usize> = results
         .iter()
         .enumerate()
-        .filter(|(_, r)| matches!(r, Err(StoreError::NotFound { .. })))
+        .filter(|&(i, r)| {
+            matches!(r, Err(StoreError::NotFound { .. }))
+                && matches!(writes[i], DeviceMessage::Context(_))
+                && !overtaken(i)
+        })
         .map(|(i, _)| i)
         .collect();
     if unknown.is_empty() {

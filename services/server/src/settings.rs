@@ -287,7 +287,7 @@ impl Settings {
         config.context_history = self.context_history.max(1);
         config.resource_cache_entries = self.resource_cache_entries;
         config.journal_retention = (self.journal_retention_hours > 0)
-            .then(|| Duration::from_secs(self.journal_retention_hours * 3600));
+            .then(|| Duration::from_secs(self.journal_retention_hours.saturating_mul(3600)));
         config.compaction_interval =
             Duration::from_secs(self.journal_compaction_interval_secs.max(1));
         config

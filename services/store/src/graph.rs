@@ -134,7 +134,9 @@ impl Graph {
                 };
                 // Live context belongs to the reports: a description written without one
                 // keeps the current one.
-                let kept_live = if existed && p.keeps_live {
+                // A create starts afresh: a graph can hold the resource only if compaction
+                // removed its deletion, and its live context went with it.
+                let kept_live = if existed && p.keeps_live && p.entry_op != Op::Create {
                     live_part(&tx, &graph, &p.id)?
                 } else {
                     Vec::new()

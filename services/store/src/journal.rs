@@ -207,8 +207,12 @@ const SQLITE: Sql = Sql {
     compaction_state: "SELECT compacted_through_seq, history_from_ms, tombstones_through_seq, epoch \
                        FROM journal_compaction WHERE id = 1",
     claim_compaction: "UPDATE journal_compaction SET claimed_ms = ?1 WHERE id = 1 AND claimed_ms <= ?2",
+    // The longest run of rows all written before the time: clocks of replicas differ,
+    // and a row's time is taken before its position, so times are not quite in order.
     // Rows at or before the previous cutoff are older still, so the scan starts there.
-    compaction_cutoff: "SELECT COALESCE(MAX(seq), ?2) FROM journal WHERE seq > ?2 AND at_ms < ?1",
+    compaction_cutoff: "SELECT COALESCE(\
+                        (SELECT MIN(seq) - 1 FROM journal WHERE seq > ?2 AND at_ms >= ?1), \
+                        (SELECT MAX(seq) FROM journal WHERE seq > ?2), ?2)",
     batch_end: "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > ?1 AND seq <= ?2 \
                 ORDER BY seq LIMIT ?3) AS batch",
     // A version that stays while its predecessors go keeps the creation time they gave:
@@ -230,8 +234,10 @@ const SQLITE: Sql = Sql {
                         AND EXISTS (SELECT 1 FROM journal AS d WHERE d.tenant = journal.tenant \
                         AND d.resource_id = journal.resource_id AND d.op <> 'context' \
                         AND d.op = 'delete' AND d.seq > journal.seq AND d.seq <= ?3)",
-    // Versions a later version (before the cutoff) replaced.
+    // Versions a later version (before the cutoff) replaced. Deletions are left to
+    // `drop_tombstones`, the one step that tells readers (see `Journal::compact`).
     drop_superseded: "DELETE FROM journal WHERE seq > ?1 AND seq <= ?2 AND op <> 'context' \
+                      AND op <> 'delete' \
                       AND EXISTS (SELECT 1 FROM journal AS n WHERE n.tenant = journal.tenant \
                       AND n.resource_id = journal.resource_id AND n.op <> 'context' \
                       AND n.version > journal.version AND n.seq <= ?3)",
@@ -290,8 +296,12 @@ const POSTGRES: Sql = Sql {
     compaction_state: "SELECT compacted_through_seq, history_from_ms, tombstones_through_seq, epoch \
                        FROM journal_compaction WHERE id = 1",
     claim_compaction: "UPDATE journal_compaction SET claimed_ms = $1 WHERE id = 1 AND claimed_ms <= $2",
+    // The longest run of rows all written before the time: clocks of replicas differ,
+    // and a row's time is taken before its position, so times are not quite in order.
     // Rows at or before the previous cutoff are older still, so the scan starts there.
-    compaction_cutoff: "SELECT COALESCE(MAX(seq), $2) FROM journal WHERE seq > $2 AND at_ms < $1",
+    compaction_cutoff: "SELECT COALESCE(\
+                        (SELECT MIN(seq) - 1 FROM journal WHERE seq > $2 AND at_ms >= $1), \
+                        (SELECT MAX(seq) FROM journal WHERE seq > $2), $2)",
     batch_end: "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > $1 AND seq <= $2 \
                 ORDER BY seq LIMIT $3) AS batch",
     // A version that stays while its predecessors go keeps the creation time they gave:
@@ -313,8 +323,10 @@ const POSTGRES: Sql = Sql {
                         AND EXISTS (SELECT 1 FROM journal AS d WHERE d.tenant = journal.tenant \
                         AND d.resource_id = journal.resource_id AND d.op <> 'context' \
                         AND d.op = 'delete' AND d.seq > journal.seq AND d.seq <= $3)",
-    // Versions a later version (before the cutoff) replaced.
+    // Versions a later version (before the cutoff) replaced. Deletions are left to
+    // `drop_tombstones`, the one step that tells readers (see `Journal::compact`).
     drop_superseded: "DELETE FROM journal WHERE seq > $1 AND seq <= $2 AND op <> 'context' \
+                      AND op <> 'delete' \
                       AND EXISTS (SELECT 1 FROM journal AS n WHERE n.tenant = journal.tenant \
                       AND n.resource_id = journal.resource_id AND n.op <> 'context' \
                       AND n.version > journal.version AND n.seq <= $3)",

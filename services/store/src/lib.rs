@@ -656,6 +656,11 @@ impl KnowledgeStore {
         changes: Vec<Change>,
         all_or_nothing: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        if self.is_stale() {
+            // Its graph cannot show the change; nothing is written, so a retry elsewhere
+            // (or after the restart) is safe.
+            return Err(self.behind(self.applied_seq(), None).await);
+        }
         let outcomes = self
             .inner
             .journal
@@ -683,8 +688,15 @@ impl KnowledgeStore {
             })
             .unzip();
         if let Some(first) = accepted.first() {
-            self.catch_up_to(first.seq - 1, Rows::Tail).await?;
-            self.apply(accepted, known, true).await?;
+            match self.catch_up_to(first.seq - 1, Rows::Tail).await {
+                Ok(_) => self.apply(accepted, known, true).await?,
+                // The rows are committed: answer them as written, and let the failing
+                // health checks have the replica rebuilt.
+                Err(e @ StoreError::BehindCompaction { .. }) => {
+                    tracing::error!(error = %e, "written, but this replica's graph is stale");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(outcomes
             .into_iter()
@@ -798,6 +810,11 @@ impl KnowledgeStore {
                 self.check_compaction(after).await?;
             }
             let batch: Vec<JournalEntry> = batch.into_iter().filter(|r| r.seq <= up_to).collect();
+            if batch.is_empty() {
+                // Rows up to `up_to` were removed; the graph is there already.
+                self.inner.applied_seq.store(up_to, Ordering::Release);
+                return Ok(applied);
+            }
             applied += batch.len();
             self.apply(batch, Vec::new(), false).await?;
         }
@@ -926,6 +943,12 @@ impl KnowledgeStore {
         id: &ResourceId,
         at_ms: i64,
     ) -> Result<Option<(JournalEntry, Resource)>, StoreError> {
+        let entry = self
+            .inner
+            .journal
+            .as_of(tenant.as_str(), id.as_str(), at_ms)
+            .await?;
+        // Read after the row: compaction marks where history starts before it removes any.
         let history_from_ms = self.inner.journal.compaction_state().await?.history_from_ms;
         if at_ms < history_from_ms {
             return Err(StoreError::HistoryCompacted {
@@ -933,12 +956,7 @@ impl KnowledgeStore {
                 history_from: format_time_ms(history_from_ms),
             });
         }
-        let Some(entry) = self
-            .inner
-            .journal
-            .as_of(tenant.as_str(), id.as_str(), at_ms)
-            .await?
-        else {
+        let Some(entry) = entry else {
             return Ok(None);
         };
         match &entry.body {
@@ -1158,8 +1176,11 @@ impl KnowledgeStore {
         tail.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_snapshot = Instant::now();
         let mut last_prune = Instant::now();
-        // The first run comes one interval after start, not during it.
-        let mut last_compaction = Instant::now();
+        // A first run soon after start (a replica restarted more often than the interval
+        // still compacts; the claim keeps it to one replica per half interval), then one
+        // per interval, each in its own task so that the tail goes on meanwhile.
+        let mut last_compaction: Option<Instant> = None;
+        let mut compaction: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -1173,11 +1194,16 @@ impl KnowledgeStore {
             if let Err(e) = self.catch_up().await {
                 tracing::error!(error = %e, "journal tail failed");
             }
-            if last_compaction.elapsed() >= config.compaction_interval {
-                last_compaction = Instant::now();
-                if let Err(e) = self.compact_if_due().await {
-                    tracing::error!(error = %e, "journal compaction failed");
-                }
+            let compaction_due =
+                last_compaction.is_none_or(|at| at.elapsed() >= config.compaction_interval);
+            if compaction_due && compaction.as_ref().is_none_or(|run| run.is_finished()) {
+                last_compaction = Some(Instant::now());
+                let store = self.clone();
+                compaction = Some(tokio::spawn(async move {
+                    if let Err(e) = store.compact_if_due().await {
+                        tracing::error!(error = %e, "journal compaction failed");
+                    }
+                }));
             }
             let changes = self.inner.changes_since_snapshot.load(Ordering::Relaxed);
             let due = changes >= config.snapshot_every_changes
@@ -1194,6 +1220,10 @@ impl KnowledgeStore {
                     tracing::error!(error = %e, "pruning context reports failed");
                 }
             }
+        }
+        // A run cut short is finished by the next one.
+        if let Some(run) = compaction {
+            run.abort();
         }
         if self.is_stale() {
             return;
@@ -1232,16 +1262,17 @@ impl KnowledgeStore {
             return Ok(None);
         };
         let now = now_ms();
-        let half_interval = (self.inner.config.compaction_interval / 2).as_millis() as i64;
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let half_interval = millis(self.inner.config.compaction_interval / 2);
         if !self
             .inner
             .journal
-            .claim_compaction(now, now - half_interval)
+            .claim_compaction(now, now.saturating_sub(half_interval))
             .await?
         {
             return Ok(None);
         }
-        self.compact(now - retention.as_millis() as i64)
+        self.compact(now.saturating_sub(millis(retention)))
             .await
             .map(Some)
     }
