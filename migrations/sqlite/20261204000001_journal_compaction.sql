@@ -5,9 +5,6 @@
 -- time, which a replay can no longer read from the create row.
 ALTER TABLE journal ADD COLUMN created_ms INTEGER;
 
--- Compaction looks for deletions among the old rows; they are few.
-CREATE INDEX journal_deletes ON journal (seq) WHERE op = 'delete';
-
 -- One row: how far compaction has gone.
 CREATE TABLE journal_compaction (
     id                     INTEGER PRIMARY KEY CHECK (id = 1),
