@@ -413,14 +413,11 @@ impl Journal {
                 SqliteDurability::Normal => SqliteSynchronous::Normal,
             })
             .busy_timeout(statement_timeout);
-            let lock_path = migration_lock_path(options.get_filename());
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options)
-                .await?;
             // sqlx's SQLite migrator takes no lock, so processes opening a new file together
-            // would each create the schema; a lock file beside it makes them take turns.
-            let lock = match lock_path {
+            // would each create the schema, and switching a new file to WAL is refused
+            // while another connection does the same: a lock file beside it makes them
+            // take turns, from the first connection to the last migration.
+            let lock = match migration_lock_path(options.get_filename()) {
                 Some(path) => Some(
                     tokio::task::spawn_blocking(move || lock_file(&path))
                         .await
@@ -428,6 +425,10 @@ impl Journal {
                 ),
                 None => None,
             };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
             sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
             drop(lock);
             Ok(Journal::Sqlite(pool))
