@@ -8,7 +8,7 @@ mod helpers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use helpers::{Backend, backends, device_json, export_lines, iotcane, serve, stop};
+use helpers::{Backend, backends, device_json, export_lines, iotcane, now_ms, serve, stop};
 use iotcane_app::{App, Role};
 use iotcane_http::{HttpConfig, HttpServer};
 use iotcane_model::{ResourceId, Tenant};
@@ -1781,14 +1781,6 @@ async fn a_replica_that_missed_a_compacted_deletion_fails_its_health_checks() {
         other.close().await;
         t.stop().await;
     }
-}
-
-fn now_ms() -> i64 {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    i64::try_from(ms).unwrap()
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod helpers;
 
-use helpers::{backends, device_json, edge_json, export_lines, open, resource};
+use helpers::{backends, device_json, edge_json, export_lines, now_ms, open, resource};
 use iotcane_model::vocab::{ic, schema};
 use iotcane_model::{Kind, ResourceId, Tenant};
 use iotcane_store::{
@@ -632,16 +632,6 @@ async fn two_stores_on_one_journal_converge() {
         tailer.await.unwrap();
         assert_eq!(export_lines(&a), export_lines(&b));
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 #[tokio::test]

@@ -194,3 +194,14 @@ pub fn stop(mut child: std::process::Child) {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// Milliseconds since the epoch, now (the journal's clock).
+pub fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}

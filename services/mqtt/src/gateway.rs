@@ -905,45 +905,38 @@ async fn retry_unknown(
     writes: &[DeviceMessage],
     mut results: Vec<Result<iotcane_app::store::Written, StoreError>>,
 ) -> Vec<Result<iotcane_app::store::Written, StoreError>> {
+    let refused_unknown = |r: &Result<_, StoreError>| matches!(r, Err(StoreError::NotFound { .. }));
+    if !results.iter().any(refused_unknown) {
+        return results;
+    }
+    let last_retry = || {
+        context
+            .unknown_retried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let last = *last_retry();
+    if last.is_some_and(|at| at.elapsed() < UNKNOWN_RETRY_EVERY) {
+        return results;
+    }
     // Only reports: a deregistration retried after a registration of the same batch would
-    // undo it. And not a report a later accepted message of the batch already overtook,
-    // whose live context would be replaced by an older one.
-    let target = |message: &DeviceMessage| match message {
-        DeviceMessage::Context(report) => Some((report.tenant.clone(), report.id.clone())),
-        DeviceMessage::Register { tenant, resource } => Some((tenant.clone(), resource.id.clone())),
-        DeviceMessage::Deregister { .. } => None,
+    // undo it. And not a report a later accepted report of the same Thing in the batch
+    // overtook: its older live context would replace the newer one.
+    let thing = |i: usize| match &writes[i] {
+        DeviceMessage::Context(report) => Some((&report.tenant, &report.id)),
+        DeviceMessage::Register { .. } | DeviceMessage::Deregister { .. } => None,
     };
     let overtaken = |i: usize| {
-        let thing = target(&writes[i]);
-        (i + 1..writes.len()).any(|j| {
-            matches!(writes[j], DeviceMessage::Context(_))
-                && results[j].is_ok()
-                && target(&writes[j]) == thing
-        })
+        (i + 1..writes.len())
+            .any(|j| results[j].is_ok() && thing(j).is_some() && thing(j) == thing(i))
     };
-    let unknown: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|&(i, r)| {
-            matches!(r, Err(StoreError::NotFound { .. }))
-                && matches!(writes[i], DeviceMessage::Context(_))
-                && !overtaken(i)
-        })
-        .map(|(i, _)| i)
+    let unknown: Vec<usize> = (0..results.len())
+        .filter(|&i| refused_unknown(&results[i]) && thing(i).is_some() && !overtaken(i))
         .collect();
     if unknown.is_empty() {
         return results;
     }
-    {
-        let mut last = context
-            .unknown_retried
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_some_and(|at| at.elapsed() < UNKNOWN_RETRY_EVERY) {
-            return results;
-        }
-        *last = Some(Instant::now());
-    }
+    *last_retry() = Some(Instant::now());
     tokio::select! {
         () = context.stopping.cancelled() => return results,
         () = tokio::time::sleep(UNKNOWN_RETRY_DELAY) => {}
